@@ -1,0 +1,3 @@
+from previz.cli import main
+
+raise SystemExit(main())

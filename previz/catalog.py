@@ -1,0 +1,254 @@
+"""The model catalog: what each video model can do, as plain data (no torch, no diffusers).
+
+The plan stage reads it to pick a model variant, do frame arithmetic and estimate cost; the
+generate stage reads it to know which diffusers pipeline to build. Figures come from the models'
+published cards (see shared/notes/tiny-diffusers.md); costs are seconds per frame-step at the
+model's default size on the reference GPU named beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = [
+    "Ability",
+    "FrameRule",
+    "ModelSpec",
+    "CATALOG",
+    "FAMILIES",
+    "model_spec",
+    "resolve_model",
+    "known_model_names",
+]
+
+
+class Ability(str, Enum):
+    """What a model can be conditioned on."""
+
+    TEXT = "text"
+    FIRST_IMAGE = "first_image"
+    LAST_IMAGE = "last_image"
+    REFERENCE = "reference"
+
+
+@dataclass(frozen=True)
+class FrameRule:
+    """Frame counts a model accepts: `step * k + offset` for k >= 1, at most `max_frames`."""
+
+    step: int = 1
+    offset: int = 0
+    max_frames: int | None = None
+
+    def accepts(self, frames: int) -> bool:
+        return frames >= self.smallest() and (frames - self.offset) % self.step == 0 and (
+            self.max_frames is None or frames <= self.max_frames
+        )
+
+    def smallest(self) -> int:
+        return self.step + self.offset
+
+    def at_least(self, frames: int) -> int:
+        """The smallest accepted count that is >= frames (may exceed max_frames; caller checks)."""
+        if frames <= self.smallest():
+            return self.smallest()
+        k = -(-(frames - self.offset) // self.step)
+        return k * self.step + self.offset
+
+    def describe(self) -> str:
+        if self.step == 1:
+            return "any count" + (f" up to {self.max_frames}" if self.max_frames else "")
+        rule = f"{self.step}k+{self.offset}" if self.offset else f"{self.step}k"
+        return rule + (f", at most {self.max_frames}" if self.max_frames else "")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One catalog entry. `fps is None` means the model renders at the cut's rate (draft, synthetic)."""
+
+    name: str
+    family: str
+    generator: str  # registry name in previz.generate: "draft", "synthetic" or "diffusers"
+    pipeline: str | None  # diffusers pipeline class name
+    repo: str | None  # default Hugging Face repository
+    abilities: frozenset[Ability]
+    fps: float | None
+    frames: FrameRule
+    size_multiple: int
+    default_size: tuple[int, int] | None  # (width, height); None: the cut's delivery size
+    max_pixels: int | None  # largest width*height the model is trained for
+    gpus: int
+    gpu_memory_gb: float
+    cost_per_frame_step: float  # GPU-seconds per generated frame per step at default_size
+    load_seconds: float  # typical time to load weights onto a GPU
+    default_steps: int
+    default_guidance: float
+    revision: str | None = None
+    notes: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def can(self, ability: Ability) -> bool:
+        return ability in self.abilities
+
+    @property
+    def needs_gpu(self) -> bool:
+        return self.gpus > 0
+
+    @property
+    def max_frames(self) -> int | None:
+        return self.frames.max_frames
+
+
+T, FIRST, LAST, REF = Ability.TEXT, Ability.FIRST_IMAGE, Ability.LAST_IMAGE, Ability.REFERENCE
+_WAN_FRAMES = FrameRule(4, 1, 81)
+# Wan 2.1 1.3B: 261 s for 81 frames x 50 steps at 832x480 on one RTX 4090 (published).
+_WAN_1_3B_COST = 261 / (81 * 50)
+# Wan 2.1 14B: 1838 s for 81 frames x 50 steps at 1280x720 on one H100 (published).
+_WAN_14B_COST = 1838 / (81 * 50)
+
+
+def _spec(name: str, family: str, pipeline: str | None, repo: str | None, abilities, **kw) -> ModelSpec:
+    defaults = dict(
+        generator="diffusers",
+        fps=16.0,
+        frames=_WAN_FRAMES,
+        size_multiple=16,
+        default_size=(832, 480),
+        max_pixels=1280 * 720,
+        gpus=1,
+        gpu_memory_gb=24.0,
+        cost_per_frame_step=_WAN_1_3B_COST,
+        load_seconds=30.0,
+        default_steps=50,
+        default_guidance=5.0,
+    )
+    defaults.update(kw)
+    return ModelSpec(name=name, family=family, pipeline=pipeline, repo=repo,
+                     abilities=frozenset(abilities), **defaults)
+
+
+_ENTRIES: list[ModelSpec] = [
+    _spec("draft", "draft", None, None, {T, FIRST, LAST, REF}, generator="draft", fps=None,
+          frames=FrameRule(1, 0, None), size_multiple=2, default_size=None, max_pixels=3840 * 2160,
+          gpus=0, gpu_memory_gb=0.0, cost_per_frame_step=0.004, load_seconds=0.0,
+          default_steps=1, default_guidance=0.0,
+          notes="CPU animatic: panel or title card, camera move played as a 2D move"),
+    _spec("synthetic", "synthetic", None, None, {T, FIRST, LAST, REF}, generator="synthetic",
+          fps=None, frames=FrameRule(1, 0, None), size_multiple=2, default_size=None,
+          max_pixels=3840 * 2160, gpus=0, gpu_memory_gb=0.0, cost_per_frame_step=0.001,
+          load_seconds=0.0, default_steps=1, default_guidance=0.0,
+          notes="deterministic test pattern with configurable timing and injected faults"),
+    # Wan 2.1
+    _spec("wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
+          {T}, gpu_memory_gb=12.0, max_pixels=832 * 480),
+    _spec("wan2.1-vace-1.3b", "wan2.1-1.3b", "WanVACEPipeline", "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
+          {T, FIRST, LAST, REF}, gpu_memory_gb=14.0, max_pixels=832 * 480,
+          cost_per_frame_step=_WAN_1_3B_COST * 1.3),
+    _spec("wan2.1-t2v-14b", "wan2.1-14b", "WanPipeline", "Wan-AI/Wan2.1-T2V-14B-Diffusers", {T},
+          default_size=(1280, 720), gpu_memory_gb=70.0, cost_per_frame_step=_WAN_14B_COST,
+          load_seconds=90.0),
+    _spec("wan2.1-i2v-14b-720p", "wan2.1-14b", "WanImageToVideoPipeline",
+          "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", {T, FIRST}, default_size=(1280, 720),
+          gpu_memory_gb=75.0, cost_per_frame_step=_WAN_14B_COST * 1.05, load_seconds=100.0),
+    _spec("wan2.1-i2v-14b-480p", "wan2.1-14b-480p", "WanImageToVideoPipeline",
+          "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", {T, FIRST}, gpu_memory_gb=60.0,
+          cost_per_frame_step=_WAN_14B_COST * 1.05 * (832 * 480) / (1280 * 720), load_seconds=100.0),
+    _spec("wan2.1-flf2v-14b-720p", "wan2.1-14b", "WanImageToVideoPipeline",
+          "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", {T, FIRST, LAST}, default_size=(1280, 720),
+          gpu_memory_gb=75.0, cost_per_frame_step=_WAN_14B_COST * 1.05, load_seconds=100.0),
+    _spec("wan2.1-vace-14b", "wan2.1-14b", "WanVACEPipeline", "Wan-AI/Wan2.1-VACE-14B-diffusers",
+          {T, FIRST, LAST, REF}, default_size=(1280, 720), gpu_memory_gb=78.0,
+          cost_per_frame_step=_WAN_14B_COST * 1.3, load_seconds=110.0),
+    # Wan 2.2: two 14B experts (high and low noise), only one resident at a time.
+    _spec("wan2.2-t2v-a14b", "wan2.2-a14b", "WanPipeline", "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
+          {T}, default_size=(1280, 720), gpu_memory_gb=80.0, cost_per_frame_step=_WAN_14B_COST,
+          load_seconds=150.0, default_steps=40, default_guidance=4.0,
+          extra={"boundary_ratio": 0.875}),
+    _spec("wan2.2-i2v-a14b", "wan2.2-a14b", "WanImageToVideoPipeline",
+          "Wan-AI/Wan2.2-I2V-A14B-Diffusers", {T, FIRST}, default_size=(1280, 720),
+          gpu_memory_gb=80.0, cost_per_frame_step=_WAN_14B_COST, load_seconds=150.0,
+          default_steps=40, default_guidance=3.5, extra={"boundary_ratio": 0.9}),
+    _spec("wan2.2-ti2v-5b", "wan2.2-5b", "WanPipeline", "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
+          {T, FIRST}, fps=24.0, frames=FrameRule(4, 1, 121), size_multiple=32,
+          default_size=(1280, 704), max_pixels=1280 * 704, gpu_memory_gb=24.0,
+          cost_per_frame_step=_WAN_1_3B_COST * 1.6, load_seconds=45.0, default_guidance=5.0,
+          extra={"expand_timesteps": True}),
+    # LTX-Video: one condition pipeline does text, first image, last image and keyframes.
+    _spec("ltx-video", "ltx-video", "LTXConditionPipeline", "Lightricks/LTX-Video-0.9.5",
+          {T, FIRST, LAST}, fps=24.0, frames=FrameRule(8, 1, 257), size_multiple=32,
+          default_size=(768, 512), max_pixels=1216 * 704, gpu_memory_gb=16.0,
+          # about 2 s for 121 frames at 768x512 with 50 steps on one H100 (published)
+          cost_per_frame_step=2.0 / (121 * 50), load_seconds=20.0, default_steps=50,
+          default_guidance=3.0),
+    # CogVideoX
+    _spec("cogvideox-5b", "cogvideox-5b", "CogVideoXPipeline", "THUDM/CogVideoX-5b", {T},
+          fps=8.0, frames=FrameRule(48, 1, 49), size_multiple=8, default_size=(720, 480),
+          max_pixels=720 * 480, gpu_memory_gb=24.0, cost_per_frame_step=180 / (49 * 50),
+          load_seconds=40.0, default_steps=50, default_guidance=6.0),
+    _spec("cogvideox-5b-i2v", "cogvideox-5b", "CogVideoXImageToVideoPipeline",
+          "THUDM/CogVideoX-5b-I2V", {T, FIRST}, fps=8.0, frames=FrameRule(48, 1, 49),
+          size_multiple=8, default_size=(720, 480), max_pixels=720 * 480, gpu_memory_gb=24.0,
+          cost_per_frame_step=180 / (49 * 50), load_seconds=40.0, default_steps=50,
+          default_guidance=6.0),
+    # HunyuanVideo
+    _spec("hunyuanvideo", "hunyuanvideo", "HunyuanVideoPipeline",
+          "hunyuanvideo-community/HunyuanVideo", {T}, fps=24.0, frames=FrameRule(4, 1, 129),
+          default_size=(1280, 720), gpu_memory_gb=60.0, cost_per_frame_step=1800 / (129 * 50),
+          load_seconds=120.0, default_steps=50, default_guidance=6.0),
+    # SkyReels-V2 diffusion forcing: long videos natively, in overlapping windows.
+    _spec("skyreels-v2-df-1.3b", "skyreels-v2-1.3b", "SkyReelsV2DiffusionForcingPipeline",
+          "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", {T, FIRST}, fps=24.0,
+          frames=FrameRule(4, 1, 737), default_size=(960, 544), max_pixels=960 * 544,
+          gpu_memory_gb=16.0, cost_per_frame_step=_WAN_1_3B_COST * 1.3, load_seconds=30.0,
+          default_steps=30, default_guidance=6.0),
+    # Stable Video Diffusion: image-to-video only, no text.
+    _spec("svd-xt", "svd", "StableVideoDiffusionPipeline",
+          "stabilityai/stable-video-diffusion-img2vid-xt", {FIRST}, fps=7.0,
+          frames=FrameRule(1, 0, 25), size_multiple=8, default_size=(1024, 576),
+          max_pixels=1024 * 576, gpu_memory_gb=20.0, cost_per_frame_step=60 / (25 * 25),
+          load_seconds=20.0, default_steps=25, default_guidance=3.0),
+]
+
+CATALOG: dict[str, ModelSpec] = {spec.name: spec for spec in _ENTRIES}
+
+# A family name resolves to its first variant that has every ability a shot needs; variants are
+# listed cheapest first, so a plain text shot never pays for a reference-conditioned model.
+FAMILIES: dict[str, tuple[str, ...]] = {}
+for _s in _ENTRIES:
+    FAMILIES.setdefault(_s.family, ())
+    FAMILIES[_s.family] += (_s.name,)
+# Convenience aliases studios type: "wan" is the small Wan, "wan-14b" the large one.
+FAMILIES["wan"] = FAMILIES["wan2.1-1.3b"]
+FAMILIES["wan-14b"] = FAMILIES["wan2.1-14b"]
+FAMILIES["ltx"] = FAMILIES["ltx-video"]
+FAMILIES["cogvideox"] = FAMILIES["cogvideox-5b"]
+
+
+def known_model_names() -> list[str]:
+    names = set(CATALOG) | set(FAMILIES)
+    return sorted(names)
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The catalog entry for an exact model name; KeyError if there is none."""
+    return CATALOG[name]
+
+
+def resolve_model(name: str, needs: set[Ability]) -> tuple[ModelSpec | None, list[ModelSpec]]:
+    """The variant of `name` (a model or a family) with every ability in `needs`.
+
+    A named model that lacks an ability yields its cheapest sibling in the same family that has
+    it (the caller notes the switch); a family yields its cheapest fitting variant.
+    Returns (chosen or None, candidates considered) so callers can say what would work.
+    """
+    if name in CATALOG:
+        spec = CATALOG[name]
+        if needs <= spec.abilities:
+            return spec, [spec]
+        siblings = [CATALOG[n] for n in FAMILIES.get(spec.family, ()) if needs <= CATALOG[n].abilities]
+        return (siblings[0] if siblings else None), [spec, *siblings]
+    variants = [CATALOG[n] for n in FAMILIES.get(name, ())]
+    for spec in variants:
+        if needs <= spec.abilities:
+            return spec, variants
+    return None, variants

@@ -1,0 +1,147 @@
+"""The `previz` command. Subcommands import their stage lazily so `validate` and `plan` stay light
+(no torch, no ray) and run in well under a second."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from previz import __version__
+from previz.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput, PrevizError
+
+__all__ = ["main", "build_parser"]
+
+STORYBOARD_SUFFIXES = (".yaml", ".yml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="previz",
+        description="Render a film's pre-visualisation from a storyboard.",
+    )
+    parser.add_argument("--version", action="version", version=f"previz {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser("validate", help="check storyboards; report every problem")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="storyboard files or folders")
+    validate.set_defaults(run=_validate)
+
+    plan = commands.add_parser("plan", help="show what a storyboard would render")
+    plan.add_argument("storyboard", metavar="STORYBOARD")
+    plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    plan.set_defaults(run=_plan)
+
+    schema = commands.add_parser("schema", help="print the storyboard JSON Schema")
+    schema.set_defaults(run=_schema)
+
+    models = commands.add_parser("models", help="list the model catalog")
+    models.add_argument("--json", action="store_true")
+    models.set_defaults(run=_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except InvalidInput as error:
+        print(error, file=sys.stderr)
+        return EXIT_INVALID
+    except PrevizError as error:
+        print(f"previz: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("previz: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILURE
+
+
+def _storyboard_files(paths: list[str]) -> list[Path]:
+    found: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix in STORYBOARD_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from previz.plan import plan_from_storyboard
+    from previz.plan.report import format_duration, format_gpu_time
+    from previz.storyboard import load_storyboard
+
+    files = _storyboard_files(args.paths)
+    if not files:
+        raise InvalidInput(f"{', '.join(args.paths)}: no storyboard (.yaml) files found")
+    failed = 0
+    for path in files:
+        try:
+            plan = plan_from_storyboard(load_storyboard(path))
+        except InvalidInput as error:
+            failed += 1
+            print(error, file=sys.stderr)
+            continue
+        print(f"ok  {path}  {len(plan.shots)} shots, {format_duration(plan.frames, plan.fps_fraction)} "
+              f"at {plan.fps} fps, {len(plan.tasks())} tasks, "
+              f"est. {format_gpu_time(plan.estimate_seconds)}")
+        for warning in plan.warnings:
+            print(f"    note: {warning}")
+    if failed:
+        print(f"{failed} of {len(files)} storyboard(s) invalid", file=sys.stderr)
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from previz.plan import plan_from_storyboard
+    from previz.storyboard import load_storyboard
+
+    plan = plan_from_storyboard(load_storyboard(args.storyboard))
+    if args.json:
+        print(plan.model_dump_json(indent=2))
+        return EXIT_OK
+    from previz.plan.report import print_plan
+
+    print_plan(plan)
+    return EXIT_OK
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from previz.storyboard.schema import storyboard_json_schema
+
+    print(json.dumps(storyboard_json_schema(), indent=2))
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from previz.catalog import CATALOG, FAMILIES
+
+    if args.json:
+        rows = {name: {"family": s.family, "pipeline": s.pipeline, "repo": s.repo,
+                       "abilities": sorted(a.value for a in s.abilities), "fps": s.fps,
+                       "frames": s.frames.describe(), "size_multiple": s.size_multiple,
+                       "default_size": s.default_size, "gpus": s.gpus,
+                       "gpu_memory_gb": s.gpu_memory_gb} for name, s in CATALOG.items()}
+        print(json.dumps({"models": rows, "families": FAMILIES}, indent=2))
+        return EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "family", "conditioned on", "fps", "frames", "size", "GPUs")
+    for spec in CATALOG.values():
+        size = "x".join(map(str, spec.default_size)) if spec.default_size else "cut size"
+        table.add_row(spec.name, spec.family, ", ".join(sorted(a.value for a in spec.abilities)),
+                      f"{spec.fps:g}" if spec.fps else "cut fps", spec.frames.describe(), size,
+                      str(spec.gpus))
+    Console().print(table)
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,427 @@
+"""Stage 2 entry: `plan_from_storyboard` compiles a Storyboard into a RenderPlan.
+
+Pure: no ray, no torch, no network, no file reads (the loader already hashed every file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from previz.catalog import CATALOG, Ability, ModelSpec, known_model_names, resolve_model
+from previz.errors import InvalidInput, Problem
+from previz.plan.types import (
+    CameraSpec,
+    Conditioning,
+    RenderPlan,
+    Retime,
+    ShotPlan,
+    ShotTask,
+    TakePlan,
+    TransitionSpec,
+)
+from previz.storyboard.checks import PROMPT_NAME
+from previz.storyboard.errors import did_you_mean, field_name
+from previz.storyboard.model import Shot, Storyboard, parse_size
+from previz.storyboard.timing import frames_of
+
+__all__ = ["plan_from_storyboard", "PIXEL_NEUTRAL_OPTIONS", "GENERATOR_VERSIONS", "KEY_VERSION"]
+
+# Bump when the meaning of a key changes, so old takes are not mistaken for new ones.
+KEY_VERSION = 1
+# Generator code versions that change pixels; part of every key made with that generator.
+GENERATOR_VERSIONS = {"draft": "1", "synthetic": "1", "diffusers": "1"}
+# Options that change memory or speed but not pixels: left out of keys so turning on offload
+# does not re-render a sequence.
+PIXEL_NEUTRAL_OPTIONS = frozenset({
+    "cpu_offload", "group_offload", "vae_tiling", "compile", "attention_backend", "allow_cpu",
+    "load_seconds", "seconds_per_frame", "seconds_per_shot", "faults",
+})
+
+
+def plan_from_storyboard(board: Storyboard) -> RenderPlan:
+    """Compile a validated storyboard into a render plan.
+
+    1. resolve each shot's settings and model variant (by what the shot needs);
+    2. do the frame arithmetic: cut frames, model frames, segments, retiming;
+    3. build take tasks in dependency order, so continued shots' keys are known;
+    4. place shots on the record timeline, transitions overlapping;
+    5. estimate GPU-seconds and fingerprint the edit.
+    Raises InvalidInput with every located problem found.
+    """
+    compiler = _Compiler(board)
+    resolved = [compiler.resolve_shot(index, shot) for index, shot in enumerate(board.shots)]
+    if compiler.problems:
+        raise InvalidInput(sorted(compiler.problems, key=lambda p: (p.line, p.column)))
+    takes = compiler.build_takes(resolved)
+    shots = compiler.place_on_timeline(resolved, takes)
+    return compiler.plan(shots)
+
+
+@dataclass
+class _ResolvedShot:
+    index: int
+    shot: Shot
+    spec: ModelSpec
+    frames: int
+    source_fps: Fraction
+    segment_frames: list[int]
+    width: int
+    height: int
+    steps: int
+    guidance: float
+    seed: int
+    negative: str | None
+    style: str | None
+    prompt: str
+    characters: tuple[str, ...]
+    locations: tuple[str, ...]
+    use_references: bool
+    options: dict[str, Any]
+    weights: str | None
+    revision: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+class _Compiler:
+    def __init__(self, board: Storyboard):
+        self.board = board
+        self.fps = board.fps_fraction
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    def problem(self, loc: tuple, message: str) -> None:
+        line, column = self.board.locate(loc)
+        self.problems.append(Problem(self.board.source, line, column, message))
+
+    def setting(self, shot: Shot, index: int, name: str) -> tuple[Any, tuple]:
+        """A shot's value for an overridable setting, and where it was written."""
+        value = getattr(shot, name)
+        if value is not None:
+            return value, ("shots", index, name)
+        return getattr(self.board.defaults, name), ("defaults", name)
+
+    # 1. settings and model
+    def resolve_shot(self, index: int, shot: Shot) -> _ResolvedShot | None:
+        model_name, model_loc = self.setting(shot, index, "model")
+        model_name = model_name or "draft"
+        where = f"shots[{index}] ({shot.id})"
+        if model_name not in CATALOG and resolve_model(model_name, set())[1] == []:
+            self.problem(model_loc, f"{field_name(model_loc)}: {model_name!r} is not a known model"
+                         f"{did_you_mean(model_name, known_model_names())} — `previz models` "
+                         "lists them")
+            return None
+        names = [m.group(1) for m in PROMPT_NAME.finditer(shot.prompt)]
+        characters = tuple(dict.fromkeys(n for n in names if n in self.board.characters))
+        locations = tuple(dict.fromkeys(n for n in names if n in self.board.locations))
+        references_mode = self.setting(shot, index, "references")[0] or "auto"
+        has_references = any(self.board.characters[c].reference for c in characters) or any(
+            self.board.locations[n].reference for n in locations)
+
+        needs = {Ability.TEXT}
+        if shot.image or shot.continues:
+            needs.add(Ability.FIRST_IMAGE)
+        if shot.last_image:
+            needs.add(Ability.LAST_IMAGE)
+        if has_references and references_mode != "text":
+            needs.add(Ability.REFERENCE)
+        frames = frames_of(shot.duration, self.fps)
+        spec, notes = self._choose_variant(index, shot, model_name, model_loc, needs,
+                                           references_mode, frames)
+        if spec is None:
+            return None
+        use_references = Ability.REFERENCE in needs and spec.can(Ability.REFERENCE)
+        if has_references and references_mode == "auto" and not use_references:
+            notes.append(f"{shot.id}: {spec.name} cannot take reference images; "
+                         f"{', '.join(characters + locations)} described in text only")
+
+        source_fps = Fraction(spec.fps).limit_denominator(1001) if spec.fps else self.fps
+        needed = _source_frames_needed(frames, source_fps, self.fps)
+        segment_frames = _segments(spec, needed)
+        size = self._generation_size(index, shot, spec)
+        if size is None:
+            return None
+        steps = self.setting(shot, index, "steps")[0] or spec.default_steps
+        guidance = self.setting(shot, index, "guidance")[0]
+        seed = self.setting(shot, index, "seed")[0]
+        options = {**(self.board.defaults.options or {}), **(shot.options or {})}
+        weights = self.board.weights.get(spec.name) or self.board.weights.get(model_name)
+        self.warnings.extend(f"{where}: {note}" if not note.startswith(shot.id) else note
+                             for note in notes)
+        return _ResolvedShot(
+            index=index, shot=shot, spec=spec, frames=frames, source_fps=source_fps,
+            segment_frames=segment_frames, width=size[0], height=size[1], steps=steps,
+            guidance=spec.default_guidance if guidance is None else guidance,
+            seed=_default_seed(self.board, shot) if seed is None else seed,
+            negative=self.setting(shot, index, "negative")[0],
+            style=self.setting(shot, index, "style")[0],
+            prompt=self._expand(shot.prompt), characters=characters, locations=locations,
+            use_references=use_references, options=options,
+            weights=weights.path if weights else spec.repo,
+            revision=weights.revision if weights else spec.revision,
+            notes=notes,
+        )
+
+    def _choose_variant(self, index, shot, model_name, model_loc, needs, references_mode, frames):
+        notes: list[str] = []
+        for _ in range(2):  # a second pass when segmenting adds the need for a first image
+            spec, candidates = resolve_model(model_name, needs)
+            if spec is None and Ability.REFERENCE in needs and references_mode == "auto":
+                needs = needs - {Ability.REFERENCE}
+                spec, candidates = resolve_model(model_name, needs)
+            if spec is None:
+                missing = sorted(a.value for a in needs - _union_abilities(candidates, model_name))
+                wanted = ", ".join(sorted(a.value for a in needs - {Ability.TEXT}))
+                fix = _models_with(needs)
+                self.problem(model_loc if model_loc[0] == "shots" else ("shots", index),
+                             f"shots[{index}] ({shot.id}): model {model_name!r} cannot be "
+                             f"conditioned on {', '.join(missing) or wanted}, which this shot needs "
+                             f"({_why(shot, needs)}) — use {fix}")
+                return None, notes
+            source_fps = Fraction(spec.fps).limit_denominator(1001) if spec.fps else self.fps
+            needed = _source_frames_needed(frames, source_fps, self.fps)
+            if spec.max_frames is None or needed <= spec.max_frames or Ability.FIRST_IMAGE in needs:
+                break
+            needs = needs | {Ability.FIRST_IMAGE}
+        if model_name in CATALOG and spec.name != model_name:
+            notes.append(f"{shot.id}: {spec.name} chosen for {model_name} "
+                         f"(needs {', '.join(sorted(a.value for a in needs))})")
+        return spec, notes
+
+    def _generation_size(self, index: int, shot: Shot, spec: ModelSpec) -> tuple[int, int] | None:
+        size_text, loc = self.setting(shot, index, "size")
+        if size_text is None:
+            return spec.default_size or self.board.size
+        width, height = parse_size(size_text, "size")
+        multiple = spec.size_multiple
+        if width % multiple or height % multiple:
+            fit = f"{width // multiple * multiple}x{height // multiple * multiple}"
+            self.problem(loc, f"{field_name(loc)}: {spec.name} cannot make {size_text!r} — width and "
+                         f"height must be multiples of {multiple} (such as {fit})")
+            return None
+        if spec.max_pixels and width * height > spec.max_pixels * 1.05:
+            default = "x".join(map(str, spec.default_size or self.board.size))
+            self.problem(loc, f"{field_name(loc)}: {size_text!r} is larger than {spec.name} makes "
+                         f"({spec.max_pixels:,} pixels at most) — use {default} and let the cut "
+                         "scale it to delivery")
+            return None
+        return width, height
+
+    def _expand(self, prompt: str) -> str:
+        def description(match) -> str:
+            name = match.group(1)
+            entry = self.board.characters.get(name) or self.board.locations[name]
+            return entry.description
+
+        return PROMPT_NAME.sub(description, prompt)
+
+    # 3. takes and tasks
+    def build_takes(self, resolved: list[_ResolvedShot]) -> dict[str, list[TakePlan]]:
+        by_id = {r.shot.id: r for r in resolved}
+        takes: dict[str, list[TakePlan]] = {}
+
+        def build(item: _ResolvedShot) -> list[TakePlan]:
+            if item.shot.id in takes:
+                return takes[item.shot.id]
+            continued_key = None
+            if item.shot.continues:
+                parent = build(by_id[item.shot.continues])
+                continued_key = parent[by_id[item.shot.continues].shot.select - 1].key
+            takes[item.shot.id] = [self._take(item, number, continued_key)
+                                   for number in range(1, item.shot.takes + 1)]
+            return takes[item.shot.id]
+
+        for item in resolved:
+            build(item)
+        return takes
+
+    def _take(self, item: _ResolvedShot, number: int, continued_key: str | None) -> TakePlan:
+        shot, spec = item.shot, item.spec
+        seed = (item.seed + number - 1) % 2**63
+        references = self._references(item) if item.use_references else []
+        key_options = {k: v for k, v in sorted(item.options.items())
+                       if k not in PIXEL_NEUTRAL_OPTIONS}
+        tasks: list[ShotTask] = []
+        for segment, num_frames in enumerate(item.segment_frames):
+            conditioning: list[Conditioning] = []
+            depends_on = None
+            if segment == 0 and shot.image:
+                conditioning.append(self._file_condition("first_image", shot.image))
+            elif segment == 0 and continued_key:
+                conditioning.append(Conditioning(role="first_image", from_key=continued_key))
+                depends_on = continued_key
+            elif segment > 0:
+                conditioning.append(Conditioning(role="first_image", from_key=tasks[-1].key))
+                depends_on = tasks[-1].key
+            if shot.last_image and segment == len(item.segment_frames) - 1:
+                conditioning.append(self._file_condition("last_image", shot.last_image))
+            conditioning.extend(references)
+            fields = dict(
+                shot_id=shot.id, take=number, segment=segment,
+                segments=len(item.segment_frames), generator=spec.generator, model=spec.name,
+                pipeline=spec.pipeline, weights=item.weights, revision=item.revision,
+                prompt=item.prompt, shot_prompt=shot.prompt, style=item.style,
+                negative=item.negative, camera=CameraSpec(**_camera(shot)),
+                characters=item.characters, locations=item.locations, seed=seed,
+                steps=item.steps, guidance=item.guidance, width=item.width, height=item.height,
+                num_frames=num_frames, fps=float(item.source_fps),
+                conditioning=tuple(conditioning), depends_on=depends_on, gpus=spec.gpus,
+                estimate_seconds=_estimate(spec, num_frames, item.steps, item.width, item.height),
+                title=shot.notes or "", options=item.options,
+            )
+            key = _key({
+                "kind": "task", "key_version": KEY_VERSION,
+                "generator_version": GENERATOR_VERSIONS[spec.generator],
+                **{k: v for k, v in fields.items()
+                   if k not in ("shot_id", "take", "segments", "weights", "gpus",
+                                "estimate_seconds", "options", "title", "depends_on")},
+                "conditioning": [c.model_dump(exclude={"path"}) for c in conditioning],
+                "camera": fields["camera"].model_dump(),
+                # draft cards show the shot code and notes, so they are part of a draft's pixels
+                "title": (shot.id, shot.notes) if spec.generator == "draft" else None,
+                "options": key_options,
+            })
+            tasks.append(ShotTask(key=key, **fields))
+        retime = Retime(
+            source_fps=str(item.source_fps), cut_fps=str(self.fps),
+            source_frames=sum(item.segment_frames) - (len(item.segment_frames) - 1),
+            cut_frames=item.frames,
+        )
+        width, height = self.board.size
+        take_key = _key({"kind": "take", "key_version": KEY_VERSION,
+                         "tasks": [t.key for t in tasks], "retime": retime.model_dump(),
+                         "delivery": [width, height]})
+        return TakePlan(key=take_key, shot_id=shot.id, take=number, seed=seed,
+                        selected=number == shot.select, tasks=tuple(tasks), retime=retime,
+                        width=width, height=height)
+
+    def _file_condition(self, role: str, relative: str, name: str | None = None) -> Conditioning:
+        checked = self.board.file(relative)
+        return Conditioning(role=role, path=checked.path, sha256=checked.sha256, name=name)
+
+    def _references(self, item: _ResolvedShot) -> list[Conditioning]:
+        refs = []
+        for name in item.characters:
+            refs += [self._file_condition("reference", r, name)
+                     for r in self.board.characters[name].reference]
+        for name in item.locations:
+            refs += [self._file_condition("reference", r, name)
+                     for r in self.board.locations[name].reference]
+        return refs
+
+    # 4. timeline
+    def place_on_timeline(self, resolved: list[_ResolvedShot],
+                          takes: dict[str, list[TakePlan]]) -> list[ShotPlan]:
+        shots: list[ShotPlan] = []
+        record_out = 0
+        for item in resolved:
+            shot = item.shot
+            overlap = 0
+            transition = TransitionSpec(type=shot.transition.type)
+            if shot.transition.duration is not None:
+                length = frames_of(shot.transition.duration, self.fps)
+                transition = TransitionSpec(type=shot.transition.type, frames=length)
+                if shot.transition.type == "dissolve":
+                    overlap = length
+            record_in = record_out - overlap
+            record_out = record_in + item.frames
+            shot_takes = takes[shot.id]
+            shots.append(ShotPlan(
+                id=shot.id, index=item.index, frames=item.frames,
+                seconds=float(item.frames / self.fps), record_in=record_in,
+                record_out=record_out, transition=transition, model=item.spec.name,
+                generator=item.spec.generator, prompt=shot.prompt, continues=shot.continues,
+                select=shot.select, takes=tuple(shot_takes), notes=shot.notes,
+                estimate_seconds=sum(t.estimate_seconds for take in shot_takes
+                                     for t in take.tasks),
+                line=self.board.locate(("shots", item.index))[0],
+            ))
+        return shots
+
+    # 5. the plan
+    def plan(self, shots: list[ShotPlan]) -> RenderPlan:
+        width, height = self.board.size
+        audio = self.board.file(self.board.audio) if self.board.audio else None
+        edit_key = _key({
+            "kind": "edit", "key_version": KEY_VERSION, "fps": str(self.fps),
+            "size": [width, height], "audio": audio.sha256 if audio else None,
+            "shots": [[s.id, s.selected_take.key, s.record_in, s.record_out,
+                       s.transition.model_dump(), [t.key for t in s.takes]] for s in shots],
+        })
+        return RenderPlan(
+            storyboard=self.board.source, project=self.board.project,
+            sequence=self.board.sequence, fps=self.board.fps, fps_exact=str(self.fps),
+            width=width, height=height, frames=shots[-1].record_out if shots else 0,
+            audio=audio.path if audio else None, shots=tuple(shots), edit_key=edit_key,
+            estimate_seconds=sum(s.estimate_seconds for s in shots),
+            warnings=tuple(self.warnings),
+        )
+
+
+def _source_frames_needed(cut_frames: int, source_fps: Fraction, cut_fps: Fraction) -> int:
+    """Generated frames needed so that every cut frame has a source frame (see Retime)."""
+    return int((cut_frames - 1) * source_fps / cut_fps + Fraction(1, 2)) + 1
+
+
+def _segments(spec: ModelSpec, needed: int) -> list[int]:
+    """Frame counts of each segment; each later segment repeats the previous one's last frame."""
+    window = spec.max_frames
+    if window is None or needed <= window:
+        return [spec.frames.at_least(needed)]
+    count = -(-(needed - 1) // (window - 1))
+    last = needed - (window - 1) * (count - 1)
+    return [window] * (count - 1) + [spec.frames.at_least(last)]
+
+
+def _estimate(spec: ModelSpec, frames: int, steps: int, width: int, height: int) -> float:
+    base_w, base_h = spec.default_size or (1280, 720)
+    return round(spec.cost_per_frame_step * frames * steps * (width * height) / (base_w * base_h), 3)
+
+
+def _default_seed(board: Storyboard, shot: Shot) -> int:
+    """A stable seed per shot when none is given, so a rerun reproduces the same takes."""
+    digest = hashlib.sha256(f"{board.project}/{board.sequence}/{shot.id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _camera(shot: Shot) -> dict[str, Any]:
+    camera = shot.camera
+    return {
+        "move": camera.move.value,
+        "size": camera.size.value if camera.size else None,
+        "angle": camera.angle.value if camera.angle else None,
+        "lens": camera.lens,
+        "speed": camera.speed,
+    }
+
+
+def _key(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _union_abilities(candidates: list[ModelSpec], name: str) -> set[Ability]:
+    abilities: set[Ability] = set()
+    for spec in candidates or ([CATALOG[name]] if name in CATALOG else []):
+        abilities |= spec.abilities
+    return abilities
+
+
+def _models_with(needs: set[Ability]) -> str:
+    fitting = [s.name for s in CATALOG.values() if needs <= s.abilities and s.generator == "diffusers"]
+    return "a model that can, such as " + ", ".join(fitting[:4]) if fitting else "another model"
+
+
+def _why(shot: Shot, needs: set[Ability]) -> str:
+    reasons = []
+    if Ability.FIRST_IMAGE in needs:
+        reasons.append("image:" if shot.image else "continue:" if shot.continues else
+                       "it is longer than one model window")
+    if Ability.LAST_IMAGE in needs:
+        reasons.append("last_image:")
+    if Ability.REFERENCE in needs:
+        reasons.append("a character with reference images and references: required")
+    return ", ".join(reasons)

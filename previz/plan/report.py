@@ -1,0 +1,66 @@
+"""Human-readable views of a plan for the terminal."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from previz.plan.types import RenderPlan
+from previz.storyboard.timing import timecode
+
+__all__ = ["print_plan", "format_duration", "format_gpu_time"]
+
+
+def format_duration(frames: int, fps: Fraction) -> str:
+    seconds = frames / fps
+    return f"{int(seconds // 60)}:{float(seconds % 60):05.2f}"
+
+
+def format_gpu_time(seconds: float, unit: str = "GPU") -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} {unit}-s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} {unit}-min"
+    return f"{seconds / 3600:.1f} {unit}-h"
+
+
+def _unit(gpus: int) -> str:
+    return "GPU" if gpus else "CPU"
+
+
+def print_plan(plan: RenderPlan) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    fps = plan.fps_fraction
+    start = 3600 * round(fps)  # record timecode starts at 01:00:00:00
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # logs and pipes: one row per shot, nothing cut off
+    table = Table(
+        title=f"{plan.project} {plan.sequence} — {len(plan.shots)} shots, "
+        f"{plan.frames} frames ({format_duration(plan.frames, fps)}) at {plan.fps} fps, "
+        f"{plan.width}x{plan.height}",
+        title_justify="left",
+    )
+    for column in ("shot", "frames", "record in", "record out", "in", "model", "size",
+                   "model frames", "takes", "est."):
+        table.add_column(column, no_wrap=True,
+                         justify="right" if column in ("frames", "takes", "est.") else "left")
+    for shot in plan.shots:
+        take = shot.selected_take
+        task = take.tasks[0]
+        transition = "" if shot.transition.type == "cut" else (
+            f"{shot.transition.type} {shot.transition.frames}f")
+        segments = "+".join(str(t.num_frames) for t in take.tasks)
+        table.add_row(
+            shot.id, str(shot.frames), timecode(start + shot.record_in, fps),
+            timecode(start + shot.record_out, fps), transition, shot.model,
+            f"{task.width}x{task.height}", f"{segments} @ {task.fps:g}",
+            f"{shot.select}/{len(shot.takes)}",
+            format_gpu_time(shot.estimate_seconds, _unit(task.gpus)),
+        )
+    console.print(table)
+    console.print(f"{len(plan.tasks())} generator calls, estimated "
+                  f"{format_gpu_time(plan.estimate_seconds, _unit(max(t.gpus for t in plan.tasks())))}")
+    for warning in plan.warnings:
+        console.print(f"[yellow]note:[/yellow] {warning}", highlight=False)

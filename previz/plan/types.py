@@ -1,0 +1,211 @@
+"""The render plan: what to generate, in what order, and how it lands in the cut.
+
+Types flow forward: a `RenderPlan` holds one `ShotPlan` per shot in cut order; each shot has
+`TakePlan`s (one per seed); each take is one or more `ShotTask`s (segments), the unit of GPU work.
+Everything here is plain data (pydantic, JSON-serialisable) so it crosses process and machine
+boundaries unchanged.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Conditioning",
+    "CameraSpec",
+    "ShotTask",
+    "Retime",
+    "TakePlan",
+    "TransitionSpec",
+    "ShotPlan",
+    "RenderPlan",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Conditioning(_Frozen):
+    """An image a task is conditioned on: a file from the storyboard, or another task's last frame."""
+
+    role: Literal["first_image", "last_image", "reference"]
+    path: str | None = Field(default=None, description="absolute path of a storyboard file")
+    sha256: str | None = Field(default=None, description="hash of the file's bytes")
+    from_key: str | None = Field(
+        default=None, description="key of the task or take whose last frame (as seen) this is"
+    )
+    name: str | None = Field(default=None, description="the character or location it depicts")
+
+
+class CameraSpec(_Frozen):
+    move: str = "static"
+    size: str | None = None
+    angle: str | None = None
+    lens: str | None = None
+    speed: float = 1.0
+
+
+class ShotTask(_Frozen):
+    """One segment of one take: a single generator call. Its key names its pixels."""
+
+    key: str
+    shot_id: str
+    take: int = Field(description="1-based take number")
+    segment: int = Field(description="0-based segment number within the take")
+    segments: int = Field(description="how many segments the take has")
+    generator: str = Field(description="registry name: draft, synthetic or diffusers")
+    model: str = Field(description="catalog name of the model variant")
+    pipeline: str | None = None
+    weights: str | None = Field(default=None, description="weights directory or hub id")
+    revision: str | None = None
+    prompt: str = Field(description="the shot's prompt with {NAME}s expanded")
+    shot_prompt: str = Field(description="the prompt as written, for burn-ins and review")
+    style: str | None = None
+    negative: str | None = None
+    camera: CameraSpec = Field(default_factory=CameraSpec)
+    characters: tuple[str, ...] = ()
+    locations: tuple[str, ...] = ()
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    num_frames: int = Field(description="frames this call generates (the model's count rule)")
+    fps: float = Field(description="the rate the frames are generated at")
+    conditioning: tuple[Conditioning, ...] = ()
+    depends_on: str | None = Field(
+        default=None,
+        description="key of the task (an earlier segment) or take (a continued shot) this one needs",
+    )
+    gpus: int = 0
+    estimate_seconds: float = Field(description="estimated GPU-seconds (CPU-seconds for draft)")
+    title: str = Field(default="", description="shot code and notes for draft cards")
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    def conditioning_for(self, role: str) -> list[Conditioning]:
+        return [c for c in self.conditioning if c.role == role]
+
+
+class Retime(_Frozen):
+    """How a take's generated frames become exactly the shot's cut frames.
+
+    Segments are joined dropping each later segment's first frame (it repeats the previous
+    segment's last frame). Cut frame i (0-based) shows joined source frame
+    floor(i * source_fps / cut_fps + 1/2); frames past the last one needed are trimmed.
+    """
+
+    source_fps: str = Field(description="exact rate of the generated frames, as a fraction")
+    cut_fps: str = Field(description="exact rate of the cut, as a fraction")
+    source_frames: int = Field(description="frames after joining segments")
+    cut_frames: int
+
+    def source_index(self, cut_frame: int) -> int:
+        if not 0 <= cut_frame < self.cut_frames:
+            raise IndexError(f"cut frame {cut_frame} outside 0..{self.cut_frames - 1}")
+        ratio = Fraction(self.source_fps) / Fraction(self.cut_fps)
+        return min(int(cut_frame * ratio + Fraction(1, 2)), self.source_frames - 1)
+
+    def source_indices(self) -> list[int]:
+        return [self.source_index(i) for i in range(self.cut_frames)]
+
+
+class TakePlan(_Frozen):
+    """One rendering of a shot with one seed, retimed to the cut's rate and exact length."""
+
+    key: str = Field(description="content key of the finished, retimed take")
+    shot_id: str
+    take: int
+    seed: int
+    selected: bool
+    tasks: tuple[ShotTask, ...]
+    retime: Retime
+    width: int = Field(description="delivery width of the published take")
+    height: int
+
+    @property
+    def final_task(self) -> ShotTask:
+        return self.tasks[-1]
+
+
+class TransitionSpec(_Frozen):
+    type: Literal["cut", "dissolve", "fade_from_black"] = "cut"
+    frames: int = 0
+
+
+class ShotPlan(_Frozen):
+    id: str
+    index: int = Field(description="0-based position in the cut")
+    frames: int = Field(description="exact length in cut frames")
+    seconds: float
+    record_in: int = Field(description="first cut frame (0-based) where this shot is seen")
+    record_out: int = Field(description="one past the last cut frame of this shot")
+    transition: TransitionSpec = Field(default_factory=TransitionSpec)
+    model: str
+    generator: str
+    prompt: str
+    continues: str | None = None
+    select: int
+    takes: tuple[TakePlan, ...]
+    notes: str | None = None
+    estimate_seconds: float
+    line: int = Field(default=0, description="line of the shot in the storyboard")
+
+    @property
+    def selected_take(self) -> TakePlan:
+        return self.takes[self.select - 1]
+
+
+class RenderPlan(_Frozen):
+    previz: int = 1
+    storyboard: str = Field(description="path of the storyboard this was compiled from")
+    project: str
+    sequence: str
+    fps: str = Field(description="the cut's rate as written (23.976, 24, ...)")
+    fps_exact: str = Field(description="the cut's rate as an exact fraction (24000/1001)")
+    width: int
+    height: int
+    frames: int = Field(description="length of the cut in frames")
+    timecode_start: str = "01:00:00:00"
+    audio: str | None = None
+    shots: tuple[ShotPlan, ...]
+    edit_key: str = Field(description="hash of the edit: selected takes and record frames")
+    estimate_seconds: float = Field(description="estimated GPU-seconds for every take")
+    warnings: tuple[str, ...] = ()
+
+    def shot(self, shot_id: str) -> ShotPlan:
+        for shot in self.shots:
+            if shot.id == shot_id:
+                return shot
+        raise KeyError(shot_id)
+
+    def tasks(self) -> list[ShotTask]:
+        """Every task, each after the tasks it depends on."""
+        ordered: list[ShotTask] = []
+        seen: set[str] = set()
+        by_key = {t.key: t for s in self.shots for take in s.takes for t in take.tasks}
+        take_tasks = {take.key: take.tasks for take in self.takes()}
+
+        def visit(task: ShotTask) -> None:
+            if task.key in seen:
+                return
+            seen.add(task.key)
+            if task.depends_on in by_key:
+                visit(by_key[task.depends_on])
+            for needed in take_tasks.get(task.depends_on or "", ()):
+                visit(needed)
+            ordered.append(task)
+
+        for task in by_key.values():
+            visit(task)
+        return ordered
+
+    def takes(self) -> list[TakePlan]:
+        return [take for shot in self.shots for take in shot.takes]
+
+    @property
+    def fps_fraction(self) -> Fraction:
+        return Fraction(self.fps_exact)

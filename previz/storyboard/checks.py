@@ -1,0 +1,271 @@
+"""Rules that span fields: references between shots, names in prompts, timing, files on disk.
+
+Each check yields `(field path, message)`; the loader turns paths into file:line:col. Files are
+read once here (contained, size-capped, decoded) and their hashes kept for the plan's take keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from previz.storyboard.errors import did_you_mean, field_name
+from previz.storyboard.model import MAX_SHOT_SECONDS, Storyboard
+from previz.storyboard.timing import frames_of
+
+__all__ = ["StoryboardFile", "check_storyboard", "PROMPT_NAME", "MAX_FILE_BYTES", "MAX_PIXELS"]
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_AUDIO_BYTES = 500 * 1024 * 1024
+MAX_PIXELS = 50_000_000
+IMAGE_FORMATS = {"PNG", "JPEG", "WEBP"}
+AUDIO_SUFFIXES = {".wav", ".aif", ".aiff", ".flac", ".mp3", ".m4a", ".aac"}
+PROMPT_NAME = re.compile(r"\{([^{}]*)\}")
+
+Issue = tuple[tuple, str]
+
+
+@dataclass(frozen=True)
+class StoryboardFile:
+    """A file the storyboard names, checked and hashed."""
+
+    relative: str
+    path: str  # absolute, resolved
+    sha256: str
+    size: tuple[int, int] | None  # pixels, for images
+
+
+def check_storyboard(board: Storyboard) -> tuple[list[Issue], dict[str, StoryboardFile]]:
+    issues: list[Issue] = []
+    issues += _check_names(board)
+    issues += _check_shots(board)
+    files, file_issues = _check_files(board)
+    issues += file_issues
+    return issues, files
+
+
+def _check_names(board: Storyboard) -> Iterator[Issue]:
+    for name in board.characters.keys() & board.locations.keys():
+        yield ("locations", name), (
+            f"locations.{name}: {name!r} is also a character — {{{name}}} must mean one thing; "
+            "rename one of them"
+        )
+    known = list(board.characters) + list(board.locations)
+    for index, shot in enumerate(board.shots):
+        for match in PROMPT_NAME.finditer(shot.prompt):
+            name = match.group(1)
+            if name not in known:
+                hint = did_you_mean(name, known) or (
+                    f" — define it under characters: or locations: (known: {', '.join(known)})"
+                    if known else " — define it under characters: or locations:"
+                )
+                yield ("shots", index, "prompt"), (
+                    f"shots[{index}].prompt: {{{name}}} names no character or location{hint}"
+                )
+        stray = PROMPT_NAME.sub("", shot.prompt)
+        if "{" in stray or "}" in stray:
+            yield ("shots", index, "prompt"), (
+                f"shots[{index}].prompt: unbalanced brace in {shot.prompt!r} — write {{NAME}} "
+                "to name a character or location"
+            )
+
+
+def _check_shots(board: Storyboard) -> Iterator[Issue]:
+    fps = board.fps_fraction
+    first_index: dict[str, int] = {}
+    for index, shot in enumerate(board.shots):
+        if shot.id in first_index:
+            yield ("shots", index, "id"), (
+                f"shots[{index}].id: {shot.id!r} is already the id of shots[{first_index[shot.id]}] "
+                "— shot ids must be unique"
+            )
+        else:
+            first_index[shot.id] = index
+    frames = [frames_of(shot.duration, fps) for shot in board.shots]
+    for index, shot in enumerate(board.shots):
+        where = f"shots[{index}]"
+        if frames[index] > MAX_SHOT_SECONDS * fps:
+            yield ("shots", index, "duration"), (
+                f"{where}.duration: {shot.duration!r} is longer than {MAX_SHOT_SECONDS // 60} "
+                f"minutes at {board.fps} fps — split the shot"
+            )
+        if shot.select > shot.takes:
+            yield ("shots", index, "select"), (
+                f"{where}.select: take {shot.select} does not exist — the shot has "
+                f"{shot.takes} take(s); use 1 to {shot.takes} or raise takes"
+            )
+        if shot.continues is not None:
+            if shot.continues == shot.id:
+                yield ("shots", index, "continue"), (
+                    f"{where}.continue: {shot.id!r} cannot continue itself — name an earlier shot"
+                )
+            elif shot.continues not in first_index:
+                hint = did_you_mean(shot.continues, first_index)
+                yield ("shots", index, "continue"), (
+                    f"{where}.continue: no shot has id {shot.continues!r}{hint}"
+                )
+            if shot.image is not None:
+                yield ("shots", index, "image"), (
+                    f"{where}: has both image: and continue: — a shot starts from a panel or "
+                    "from another shot's last frame, not both"
+                )
+        yield from _check_transition(board, index, frames)
+    yield from _check_cycles(board, first_index)
+
+
+def _check_transition(board: Storyboard, index: int, frames: list[int]) -> Iterator[Issue]:
+    shot = board.shots[index]
+    transition = shot.transition
+    if transition.type == "cut" or transition.duration is None:
+        return
+    where = f"shots[{index}].transition"
+    length = frames_of(transition.duration, board.fps_fraction)
+    if transition.type == "dissolve":
+        if index == 0:
+            yield ("shots", index, "transition"), (
+                f"{where}: the first shot has nothing to dissolve from — use fade_from_black"
+            )
+            return
+        before = board.shots[index - 1]
+        if length > frames[index - 1] or length > frames[index]:
+            yield ("shots", index, "transition", "duration"), (
+                f"{where}.duration: a {length}-frame dissolve is longer than {before.id} "
+                f"({frames[index - 1]} frames) or {shot.id} ({frames[index]} frames) — shorten it"
+            )
+            return
+        before_in = board.shots[index - 1].transition
+        used = length + (
+            frames_of(before_in.duration, board.fps_fraction)
+            if before_in.type == "dissolve" and before_in.duration else 0
+        )
+        if used > frames[index - 1]:
+            yield ("shots", index, "transition", "duration"), (
+                f"{where}.duration: {before.id} is {frames[index - 1]} frames but its dissolves in "
+                f"and out need {used} — shorten a dissolve or lengthen {before.id}"
+            )
+    elif length > frames[index]:
+        yield ("shots", index, "transition", "duration"), (
+            f"{where}.duration: a {length}-frame fade is longer than {shot.id} "
+            f"({frames[index]} frames) — shorten it"
+        )
+
+
+def _check_cycles(board: Storyboard, index_of: dict[str, int]) -> Iterator[Issue]:
+    parent = {s.id: s.continues for s in board.shots if s.continues and s.continues != s.id}
+    reported: set[str] = set()
+    for start in parent:
+        chain, current = [start], parent.get(start)
+        while current is not None and current not in chain and current in parent:
+            chain.append(current)
+            current = parent.get(current)
+        if current in chain and start not in reported:
+            loop = chain[chain.index(current):] + [current]
+            reported.update(loop)
+            index = index_of[loop[0]]
+            yield ("shots", index, "continue"), (
+                f"shots[{index}].continue: shots continue each other in a loop "
+                f"({' -> '.join(loop)}) — one of them must start fresh"
+            )
+
+
+def _named_files(board: Storyboard) -> Iterator[tuple[tuple, str, str]]:
+    """(field path, relative path, kind) of every file the storyboard names."""
+    for group in ("characters", "locations"):
+        for name, entry in getattr(board, group).items():
+            for i, ref in enumerate(entry.reference):
+                yield (group, name, "reference", i), ref, "image"
+    for index, shot in enumerate(board.shots):
+        for field in ("image", "last_image"):
+            value = getattr(shot, field)
+            if value is not None:
+                yield ("shots", index, field), value, "image"
+    if board.audio is not None:
+        yield ("audio",), board.audio, "audio"
+
+
+def _check_files(board: Storyboard) -> tuple[dict[str, StoryboardFile], list[Issue]]:
+    folder = Path(board.folder).resolve()
+    files: dict[str, StoryboardFile] = {}
+    issues: list[Issue] = []
+    failed: set[str] = set()
+    for loc, relative, kind in _named_files(board):
+        if relative in files or relative in failed:
+            continue
+        where = field_name(loc)
+        try:
+            files[relative] = _checked_file(folder, relative, kind)
+        except _FileProblem as problem:
+            failed.add(relative)
+            issues.append((loc, f"{where}: {relative!r} {problem}"))
+    return files, issues
+
+
+class _FileProblem(Exception):
+    pass
+
+
+def _checked_file(folder: Path, relative: str, kind: str) -> StoryboardFile:
+    pure = PurePosixPath(relative.replace("\\", "/"))
+    if pure.is_absolute() or re.match(r"^[A-Za-z]:", relative):
+        raise _FileProblem("is an absolute path — name files relative to the storyboard's folder")
+    if ".." in pure.parts:
+        raise _FileProblem("uses '..' — keep files inside the storyboard's folder")
+    candidate = folder / Path(*pure.parts)
+    resolved = candidate.resolve()
+    if not resolved.is_relative_to(folder):
+        raise _FileProblem(
+            "is a symlink that leads outside the storyboard's folder — copy the file in instead"
+        )
+    if not resolved.exists():
+        raise _FileProblem(f"does not exist (looked in {folder}) — check the name")
+    if not resolved.is_file():
+        raise _FileProblem("is not a file")
+    size = resolved.stat().st_size
+    limit = MAX_AUDIO_BYTES if kind == "audio" else MAX_FILE_BYTES
+    if size > limit:
+        raise _FileProblem(
+            f"is {size / 2**20:.1f} MB, over the {limit // 2**20} MB limit — use a smaller file"
+        )
+    data = resolved.read_bytes()
+    pixels = None
+    if kind == "image":
+        pixels = _image_size(data)
+    elif resolved.suffix.lower() not in AUDIO_SUFFIXES:
+        raise _FileProblem(f"is not an audio file — use one of {', '.join(sorted(AUDIO_SUFFIXES))}")
+    return StoryboardFile(relative, str(resolved), hashlib.sha256(data).hexdigest(), pixels)
+
+
+def _image_size(data: bytes) -> tuple[int, int]:
+    import io
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format not in IMAGE_FORMATS:
+                    raise _FileProblem(
+                        f"is a {image.format} image — use PNG, JPEG or WebP"
+                    )
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise _FileProblem(
+                        f"is {width}x{height} ({width * height / 1e6:.0f} megapixels), over the "
+                        f"{MAX_PIXELS // 1_000_000} megapixel limit — scale it down"
+                    )
+                image.verify()
+    except _FileProblem:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise _FileProblem(
+            f"is over the {MAX_PIXELS // 1_000_000} megapixel limit — scale it down"
+        ) from None
+    except Exception as error:  # PIL raises many types for undecodable bytes
+        raise _FileProblem(f"is not a decodable image ({error.__class__.__name__}) — use PNG, "
+                           "JPEG or WebP") from None
+    return width, height

@@ -1,0 +1,107 @@
+"""The `previz` command as a user runs it: real subprocesses, exit codes, output."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STORYBOARDS = ROOT / "storyboards"
+
+
+def previz(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "previz", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_validate_every_shipped_storyboard():
+    result = previz("validate", "storyboards/")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("ok  ") == len(list(STORYBOARDS.glob("*.yaml")))
+    assert "market_chase_sq030.yaml  45 shots" in result.stdout
+
+
+def test_invalid_storyboard_exits_2_with_located_messages_only(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(textwrap.dedent("""\
+        project: P
+        sequence: S
+        shots:
+          - {id: SH0010, duration: 2s, prompt: x, modle: draft}
+          - {id: SH0010, duration: 0s, prompt: y}
+    """))
+    result = previz("validate", str(bad), str(STORYBOARDS / "demo.yaml"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith(f"{bad}:4:") and "did you mean 'model'" in lines[0]
+    assert lines[1].startswith(f"{bad}:5:") and "not positive" in lines[1]
+    assert lines[-1] == "1 of 2 storyboard(s) invalid"
+    assert "Traceback" not in result.stderr
+    assert "ok  " in result.stdout  # the valid one is still checked and reported
+
+
+def test_plan_json_has_the_documented_fields():
+    result = previz("plan", "storyboards/demo.yaml", "--json")
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    shot = plan["shots"][0]
+    for field in ("frames", "record_in", "record_out", "model", "takes"):
+        assert field in shot
+    assert {"key", "seed"} <= set(shot["takes"][0])
+    assert len(shot["takes"][0]["key"]) == 64
+
+
+def test_plan_table_is_readable():
+    result = previz("plan", "storyboards/lighthouse_sq020.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "SH0030" in result.stdout and "81+81+33 @ 16" in result.stdout
+    assert "01:00:07:00" in result.stdout
+
+
+def test_missing_file_exits_2():
+    result = previz("plan", "no/such/board.yaml")
+    assert result.returncode == 2
+    assert result.stderr.startswith("no/such/board.yaml:1:1: no such file")
+
+
+def test_schema_checks_storyboards_and_matches_the_shipped_copy():
+    result = previz("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    shipped = json.loads((STORYBOARDS / "storyboard.schema.json").read_text())
+    assert schema == shipped, "run `previz schema > storyboards/storyboard.schema.json`"
+    for path in STORYBOARDS.glob("*.yaml"):
+        jsonschema.validate(yaml.safe_load(path.read_text()), schema)
+    broken = yaml.safe_load((STORYBOARDS / "demo.yaml").read_text())
+    broken["shots"][0]["camera"]["move"] = "dolly"
+    try:
+        jsonschema.validate(broken, schema)
+    except jsonschema.ValidationError as error:
+        assert "dolly" in error.message
+    else:
+        raise AssertionError("the schema accepted an unknown camera move")
+
+
+def test_models_lists_the_catalog():
+    result = previz("models", "--json")
+    catalog = json.loads(result.stdout)["models"]
+    for name in ("draft", "wan2.1-t2v-1.3b", "wan2.1-vace-14b", "ltx-video", "svd-xt"):
+        assert name in catalog
+
+
+def test_plan_and_validate_import_neither_torch_nor_ray():
+    code = textwrap.dedent(f"""
+        import sys
+        from previz.cli import main
+        assert main(["validate", {str(STORYBOARDS)!r}]) == 0
+        assert main(["plan", {str(STORYBOARDS / 'lighthouse_sq020.yaml')!r}, "--json"]) == 0
+        heavy = sorted(m for m in ("torch", "ray", "diffusers", "transformers") if m in sys.modules)
+        print("HEAVY=" + ",".join(heavy), file=sys.stderr)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY=\n" in result.stderr
