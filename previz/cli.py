@@ -33,6 +33,52 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
     plan.set_defaults(run=_plan)
 
+    render = commands.add_parser("render", help="render a storyboard's cut on a Ray cluster")
+    render.add_argument("storyboard", metavar="STORYBOARD")
+    render.add_argument("--store", default=None, metavar="URI",
+                        help="where takes and cuts live: a folder or s3://bucket/prefix "
+                             "(default ./renders)")
+    render.add_argument("--address", default=None, metavar="ADDR",
+                        help="join this Ray cluster; without it previz starts a local one")
+    render.add_argument("--only", default=None, metavar="SHOTS",
+                        help="render just these shots (comma separated) and what they need")
+    render.add_argument("--force", action="store_true",
+                        help="render the --only shots (or all) even if their takes exist")
+    render.add_argument("--deadline", default=None, metavar="TIME",
+                        help="a cut must exist by then: 07:00 (next time it is 07:00 here) or "
+                             "2026-11-22T07:00+00:00; shots that cannot finish in time are "
+                             "rendered as drafts and upgraded by the next run")
+    render.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    render.set_defaults(run=_render)
+
+    submit = commands.add_parser("submit", help="render on a shared cluster as a Ray Job")
+    submit.add_argument("storyboard", metavar="STORYBOARD")
+    submit.add_argument("--address", required=True, metavar="URL",
+                        help="the cluster's dashboard, such as http://HEAD:8265")
+    submit.add_argument("--store", default=None, metavar="URI")
+    submit.set_defaults(run=_submit)
+    for name, helptext in (("status", "show a render job's state"),
+                           ("logs", "print a render job's log"),
+                           ("cancel", "stop a render job"),
+                           ("list", "list previz jobs on a cluster")):
+        command = commands.add_parser(name, help=helptext)
+        if name in ("logs", "cancel", "status"):
+            command.add_argument("job", metavar="JOB", nargs="?" if name == "status" else None)
+        if name == "logs":
+            command.add_argument("--follow", "-f", action="store_true")
+        command.add_argument("--address", default=None, metavar="URL",
+                             help="the cluster's dashboard (default: $RAY_ADDRESS)")
+        command.set_defaults(run=_job_command)
+
+    from previz.schedule.cli import add_jobs_parser
+    from previz.store.cli import add_ledger_arguments, run_ledger_command
+
+    add_jobs_parser(commands)
+
+    ledger = commands.add_parser("ledger", help="summarise the record of every render attempt")
+    add_ledger_arguments(ledger)
+    ledger.set_defaults(run=run_ledger_command)
+
     schema = commands.add_parser("schema", help="print the storyboard JSON Schema")
     schema.set_defaults(run=_schema)
 
@@ -109,6 +155,51 @@ def _plan(args: argparse.Namespace) -> int:
     from previz.plan.report import print_plan
 
     print_plan(plan)
+    return EXIT_OK
+
+
+def _render(args: argparse.Namespace) -> int:
+    from previz.render import parse_deadline, render_storyboard
+
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    deadline = parse_deadline(args.deadline) if args.deadline else None
+    return render_storyboard(args.storyboard, store=args.store, address=args.address, only=only,
+                             force=args.force, as_json=args.json, deadline=deadline)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from previz.engine.jobs import submit_storyboard
+
+    job = submit_storyboard(args.storyboard, args.address, args.store)
+    verb = "already submitted" if job["existing"] else "submitted"
+    print(f"{verb}: {job['id']} ({job['status']})")
+    if not job["existing"] and "://" not in job["store"]:
+        print(f"store: {job['store']} — a local path: every node of the cluster must see it "
+              "(a shared file system); use s3://bucket/prefix otherwise")
+    print(f"follow it with: previz logs {job['id']} --follow --address {args.address}")
+    return EXIT_OK
+
+
+def _job_command(args: argparse.Namespace) -> int:
+    import os
+
+    from previz.engine import jobs
+
+    address = args.address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        raise InvalidInput("--address: no cluster named — pass --address http://HEAD:8265 "
+                           "or set RAY_ADDRESS")
+    if args.command == "list" or (args.command == "status" and not args.job):
+        for job in jobs.list_jobs(address):
+            print(f"{job['id']}  {job['status']:<10} {job['project']} {job['sequence']}")
+    elif args.command == "status":
+        job = jobs.job_status(address, args.job)
+        print(f"{job['id']}  {job['status']}  {job['message']}")
+    elif args.command == "logs":
+        jobs.print_logs(address, args.job, follow=args.follow)
+    elif args.command == "cancel":
+        stopped = jobs.cancel_job(address, args.job)
+        print(f"{args.job}: {'stopping' if stopped else 'already finished'}")
     return EXIT_OK
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -38,7 +38,7 @@ GENERATOR_VERSIONS = {"draft": "1", "synthetic": "1", "diffusers": "1"}
 # does not re-render a sequence.
 PIXEL_NEUTRAL_OPTIONS = frozenset({
     "cpu_offload", "group_offload", "vae_tiling", "compile", "attention_backend", "allow_cpu",
-    "load_seconds", "seconds_per_frame", "seconds_per_shot", "faults",
+    "load_seconds", "seconds_per_frame", "seconds_per_shot", "faults", "gpus",
 })
 
 
@@ -268,8 +268,11 @@ class _Compiler:
                 characters=item.characters, locations=item.locations, seed=seed,
                 steps=item.steps, guidance=item.guidance, width=item.width, height=item.height,
                 num_frames=num_frames, fps=float(item.source_fps),
-                conditioning=tuple(conditioning), depends_on=depends_on, gpus=spec.gpus,
-                estimate_seconds=_estimate(spec, num_frames, item.steps, item.width, item.height),
+                conditioning=tuple(conditioning), depends_on=depends_on,
+                # `gpus` lets the synthetic generator stand in for a GPU model in rehearsals.
+                gpus=int(item.options.get("gpus", spec.gpus)),
+                estimate_seconds=_estimate(spec, num_frames, item.steps, item.width, item.height,
+                                           item.options),
                 title=shot.notes or "", options=item.options,
             )
             key = _key({
@@ -329,17 +332,29 @@ class _Compiler:
             record_in = record_out - overlap
             record_out = record_in + item.frames
             shot_takes = takes[shot.id]
+            fallback = None
+            if item.spec.generator != "draft":
+                fallback = self._take(self._as_draft(item), shot.select, continued_key=None)
             shots.append(ShotPlan(
                 id=shot.id, index=item.index, frames=item.frames,
                 seconds=float(item.frames / self.fps), record_in=record_in,
                 record_out=record_out, transition=transition, model=item.spec.name,
                 generator=item.spec.generator, prompt=shot.prompt, continues=shot.continues,
-                select=shot.select, takes=tuple(shot_takes), notes=shot.notes,
+                select=shot.select, takes=tuple(shot_takes), fallback=fallback,
+                notes=shot.notes,
                 estimate_seconds=sum(t.estimate_seconds for take in shot_takes
                                      for t in take.tasks),
                 line=self.board.locate(("shots", item.index))[0],
             ))
         return shots
+
+    def _as_draft(self, item: _ResolvedShot) -> _ResolvedShot:
+        """The same shot as a draft animatic: what a deadline falls back to."""
+        draft = CATALOG["draft"]
+        return replace(item, spec=draft, source_fps=self.fps, segment_frames=[item.frames],
+                       width=self.board.size[0], height=self.board.size[1],
+                       steps=draft.default_steps, guidance=draft.default_guidance,
+                       use_references=True, options={}, weights=None, revision=None)
 
     # 5. the plan
     def plan(self, shots: list[ShotPlan]) -> RenderPlan:
@@ -376,7 +391,13 @@ def _segments(spec: ModelSpec, needed: int) -> list[int]:
     return [window] * (count - 1) + [spec.frames.at_least(last)]
 
 
-def _estimate(spec: ModelSpec, frames: int, steps: int, width: int, height: int) -> float:
+def _estimate(spec: ModelSpec, frames: int, steps: int, width: int, height: int,
+              options: dict[str, Any]) -> float:
+    if spec.generator == "synthetic" and ("seconds_per_frame" in options
+                                          or "seconds_per_shot" in options):
+        # A rehearsal states its own speed: estimate exactly what it will take.
+        return round(float(options.get("seconds_per_frame", 0)) * frames
+                     + float(options.get("seconds_per_shot", 0)), 3)
     base_w, base_h = spec.default_size or (1280, 720)
     return round(spec.cost_per_frame_step * frames * steps * (width * height) / (base_w * base_h), 3)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = [
     "Conditioning",
@@ -84,7 +84,7 @@ class ShotTask(_Frozen):
     gpus: int = 0
     estimate_seconds: float = Field(description="estimated GPU-seconds (CPU-seconds for draft)")
     title: str = Field(default="", description="shot code and notes for draft cards")
-    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    options: dict[str, JsonValue] = Field(default_factory=dict)
 
     def conditioning_for(self, role: str) -> list[Conditioning]:
         return [c for c in self.conditioning if c.role == role]
@@ -150,6 +150,8 @@ class ShotPlan(_Frozen):
     continues: str | None = None
     select: int
     takes: tuple[TakePlan, ...]
+    fallback: TakePlan | None = Field(
+        default=None, description="a draft of the shot, rendered instead when a deadline nears")
     notes: str | None = None
     estimate_seconds: float
     line: int = Field(default=0, description="line of the shot in the storyboard")

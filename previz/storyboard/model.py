@@ -17,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     PrivateAttr,
     WithJsonSchema,
     field_validator,
@@ -230,7 +231,7 @@ class Settings(_Strict):
         "otherwise describes the character in text (noted in the plan); `required` makes a model "
         "without reference conditioning an error; `text` never conditions on them",
     )
-    options: dict[str, str | int | float | bool] | None = Field(
+    options: dict[str, JsonValue] | None = Field(
         default=None,
         description="generator options: memory and speed (cpu_offload, group_offload, vae_tiling, "
         "compile, attention_backend) or quality (cache: first_block|taylorseer|magcache)",

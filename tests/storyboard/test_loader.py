@@ -4,8 +4,8 @@ import os
 import time
 
 import pytest
-from conftest import BASE
 from PIL import Image
+from storyboard_text import BASE
 
 from previz.errors import InvalidInput
 from previz.storyboard import load_storyboard

@@ -1,0 +1,680 @@
+"""Stage 5 entry: `cut_from_takes` turns a render plan and its takes into a version folder.
+
+    cut = cut_from_takes(plan, {"SH0010": TakeMedia(path, "rendered", key), ...}, workdir)
+    version = publish_cut(cut, store)
+
+The version folder (DESIGN §5), everything in it referenced by bare file names so it can be moved:
+
+    SQ010_previz_v001.mp4            the cut: editorial media, no burn-ins, record TC 01:00:00:00
+    SQ010_previz_v001_review.mp4     review copy: slate, burn-ins
+    SQ010_previz_v001.otio/.edl/.xml cut files
+    SQ010_previz_v001_contact.jpg    contact sheet: one labelled frame per shot
+    SQ010_previz_v001_audio.<ext>    the audio bed, when the plan has one
+    SH0010_t2.mp4 ...                each shot's media as the cut files reference it (the take,
+                                     `SH0010_t1_draft.mp4` for a draft, `SH0040_placeholder.mp4`
+                                     for a labelled card standing in for a failed shot)
+    review.html                      review page
+    manifest.json                    written by the store when the version is published, last
+
+Shot media sit beside the cut, not in a `shots/` folder: store object names are flat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from previz.assemble import cards, editorial
+from previz.assemble.edit import (
+    CopyPiece,
+    Layer,
+    RenderPiece,
+    check_plan_timing,
+    frame_layers,
+    plan_pieces,
+    timecode_frames,
+)
+from previz.assemble.ffmpeg import AUDIO_RATE, audio_filter, iter_rgb, run_ffmpeg
+from previz.assemble.join import check_joined, join_pieces, render_pieces
+from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
+from previz.assemble.review import PAGE_NAME, ReviewTake, review_html
+from previz.assemble.types import (
+    AssembleError,
+    AssembleOptions,
+    Cut,
+    CutShot,
+    TakeMedia,
+)
+from previz.media.encode import H264, CodecSettings, encode_take, file_sha256
+from previz.plan.types import RenderPlan, ShotPlan, TakePlan
+
+__all__ = ["cut_from_takes", "join_cut", "JoinReport", "cut_edit_key", "cut_name",
+           "FORMAT"]
+
+FORMAT = "previz-cut/1"
+SOURCE_START = 1001
+_VERSION = re.compile(r"v\d{3,6}")
+_PRESENT = ("rendered", "cached", "draft", "skipped")  # statuses that may come with media
+_REASONS = {"failed": "FAILED", "skipped": "NOT RENDERED", "missing": "MISSING"}
+
+
+def cut_name(sequence: str, version: str) -> str:
+    return f"{sequence}_previz_{version}"
+
+
+@dataclass
+class _Shot:
+    """A shot while it is assembled."""
+
+    plan: ShotPlan
+    status: str
+    take: TakePlan | None  # the take the media is (None for a placeholder)
+    source: Path | None  # the file handed over
+    error: str | None
+    media: str = ""  # file name in the version folder
+    path: Path | None = None  # staged file
+    track: VideoTrack | None = None
+
+    @property
+    def placeholder(self) -> bool:
+        return self.source is None
+
+    @property
+    def draft(self) -> bool:
+        return self.status == "draft" or (self.take is not None and self.plan.fallback is not None
+                                          and self.take.key == self.plan.fallback.key)
+
+
+def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
+                   workdir: str | os.PathLike[str], *,
+                   options: AssembleOptions | None = None) -> Cut:
+    """Assemble the cut of `plan` from each shot's selected take, into `workdir/<version>/`.
+
+    `takes` maps shot ids to their media (None, or a TakeMedia without a path, for a shot with
+    none: it gets a labelled placeholder of its exact length). Writes only inside `workdir`; on
+    any error nothing is left there. Raises AssembleError naming every bad shot and file at once.
+    """
+    options = options or AssembleOptions()
+    workdir = Path(workdir)
+    # 1. check the plan, the options and every take before writing anything
+    shots = _checked_shots(plan, takes, options)
+    fps = plan.fps_fraction
+    name = cut_name(plan.sequence, options.version)
+    final = workdir / options.version
+    if final.exists() and any(final.iterdir()):
+        raise AssembleError(f"{final} already holds files — assemble into an empty folder or "
+                            "another version")
+    workdir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{options.version}-assembling-", dir=workdir))
+    try:
+        folder = scratch / "out"
+        folder.mkdir()
+        # 2. lay out the edit: the layers of every cut frame
+        layers = frame_layers(plan)
+        # 3. stage the shot media: takes linked in, placeholder cards encoded
+        _stage_media(plan, shots, folder, options)
+        audio = _stage_audio(plan, folder, name, options)
+        # 4. the picture: transitions re-encoded, the rest stream-copied; the audio under it
+        media_path = folder / f"{name}.mp4"
+        joined = join_cut(plan, [s.path for s in shots], media_path, scratch=scratch / "join",
+                          layers=layers, tracks=[s.track for s in shots], codec=options.codec,
+                          jobs=options.jobs, audio=audio, title=name, verify=options.verify)
+        # 5. the review copy (slate, burn-ins), picking thumbnails on the way
+        cut_shots = [_cut_shot(s) for s in shots]
+        slate_frames = round(Fraction(options.slate_seconds) * fps) if options.review else 0
+        date = options.date or datetime.now(timezone.utc).strftime("%Y-%m-%d")
+        review_path = folder / f"{name}_review.mp4" if options.review else None
+        thumbs = _review_copy(plan, shots, media_path, review_path, scratch, options,
+                              slate_frames, date, name, audio)
+        # 6. the contact sheet
+        contact_path = folder / f"{name}_contact.jpg"
+        _contact_sheet(shots, thumbs, fps, contact_path, options)
+        # 7. the cut files
+        timeline = editorial.build_timeline(
+            name=name, shots=cut_shots, fps=fps, frames=plan.frames,
+            start_frame=timecode_frames(plan.timecode_start, fps), source_start=SOURCE_START,
+            audio=(audio[0].name, plan.frames) if audio else None,
+            metadata=_timeline_metadata(plan, options, name))
+        otio_path = editorial.write_otio(timeline, folder / f"{name}.otio")
+        edl_path = editorial.write_edl(timeline, folder / f"{name}.edl")
+        xml_path = editorial.write_fcp_xml(timeline, folder / f"{name}.xml")
+        # 8. the review page
+        page_path = folder / PAGE_NAME
+        page_path.write_text(_page(plan, shots, cut_shots, thumbs, options, name, date,
+                                   slate_frames, joined.warnings), encoding="utf-8")
+        # 9. move the finished folder into place
+        files = _publishing_order(folder, shots, audio, media_path, review_path, contact_path,
+                                  otio_path, edl_path, xml_path, page_path)
+        final.mkdir(parents=True, exist_ok=True)
+        final.rmdir()
+        os.replace(folder, final)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)
+    files = {n: final / p.name for n, p in files.items()}
+    edit_key = cut_edit_key(plan, takes, options)
+    warnings = tuple(joined.warnings)
+    manifest = _manifest(plan, cut_shots, files, joined, options, name, date, slate_frames,
+                         edit_key, warnings)
+    return Cut(
+        project=plan.project, sequence=plan.sequence, version=options.version, name=name,
+        folder=final, fps=fps, width=plan.width, height=plan.height, frames=plan.frames,
+        timecode_start=plan.timecode_start, shots=tuple(cut_shots), files=files,
+        media=final / media_path.name, review=final / review_path.name if review_path else None,
+        otio=final / otio_path.name, edl=final / edl_path.name, xml=final / xml_path.name,
+        contact_sheet=final / contact_path.name, review_page=final / PAGE_NAME,
+        manifest=manifest, edit_key=edit_key, warnings=warnings,
+    )
+
+
+# -- 1. checking -------------------------------------------------------------------------------
+
+
+def _checked_shots(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
+                   options: AssembleOptions) -> list[_Shot]:
+    problems: list[str] = []
+    if not _VERSION.fullmatch(options.version):
+        problems.append(f"version {options.version!r} is not a version name — use 'v001'")
+    if options.slate_seconds < 0:
+        problems.append(f"slate_seconds is {options.slate_seconds} — use 0 for no slate")
+    unknown = sorted(set(takes) - {s.id for s in plan.shots})
+    if unknown:
+        problems.append(f"takes given for shots the plan does not have: {', '.join(unknown)}")
+    if plan.audio is not None and not Path(plan.audio).is_file():
+        problems.append(f"the audio bed {plan.audio} does not exist — fix `audio:` in the "
+                        "storyboard or restore the file")
+    try:
+        check_plan_timing(plan)
+    except AssembleError as error:
+        problems.append(str(error))
+    fps = plan.fps_fraction
+    shots: list[_Shot] = []
+    for shot in plan.shots:
+        given = takes.get(shot.id)
+        status = given.status if given is not None else "missing"
+        error = given.error if given is not None else None
+        if given is None or given.path is None:
+            if status in ("rendered", "cached", "draft"):
+                problems.append(f"{shot.id}: status {status!r} but no take file was given — "
+                                "pass the take's path")
+            shots.append(_Shot(shot, status, None, None, error))
+            continue
+        if status in ("failed", "missing"):
+            problems.append(f"{shot.id}: status {status!r} but a take file was given "
+                            f"({given.path}) — pass None, or the status the take has")
+            continue
+        take = _take_of(shot, given, problems)
+        where = f"{shot.id}: take file {given.path}"
+        if not given.path.is_file():
+            problems.append(f"{where} does not exist — render the shot again "
+                            f"(previz render --only {shot.id})")
+            continue
+        try:
+            track = read_video_track(given.path)
+        except Mp4Error as error:
+            problems.append(f"{where}: {error}")
+            continue
+        wrong = []
+        if (track.width, track.height) != (plan.width, plan.height):
+            wrong.append(f"is {track.width}x{track.height}, the cut is {plan.width}x{plan.height}")
+        if track.frames != shot.frames:
+            wrong.append(f"has {track.frames} frames, the plan needs {shot.frames}")
+        if track.fps is None:
+            wrong.append("has a variable frame rate, the cut needs constant "
+                         f"{_fps_text(fps)} fps")
+        elif track.fps != fps:
+            wrong.append(f"runs at {_fps_text(track.fps)} fps, the cut at {_fps_text(fps)}")
+        if wrong:
+            problems.append(f"{where} {' and '.join(wrong)} — render the take again "
+                            f"(previz render --only {shot.id} --force)")
+            continue
+        shots.append(_Shot(shot, status, take, given.path, error, track=track))
+    if problems:
+        raise AssembleError(f"cannot assemble {plan.project}/{plan.sequence}:\n  "
+                            + "\n  ".join(problems))
+    return shots
+
+
+def _take_of(shot: ShotPlan, given: TakeMedia, problems: list[str]) -> TakePlan:
+    candidates = list(shot.takes) + ([shot.fallback] if shot.fallback is not None else [])
+    if given.key is None:
+        if given.status == "draft" and shot.fallback is not None:
+            return shot.fallback
+        return shot.selected_take
+    for take in candidates:
+        if take.key == given.key:
+            return take
+    problems.append(f"{shot.id}: take key {given.key} is not one of the plan's takes for the "
+                    "shot — hand over the take the plan selects (or its draft)")
+    return shot.selected_take
+
+
+def _fps_text(fps: Fraction) -> str:
+    return str(fps.numerator) if fps.denominator == 1 else f"{fps} ({float(fps):.3f})"
+
+
+# -- 3. staging --------------------------------------------------------------------------------
+
+
+def _stage_media(plan: RenderPlan, shots: list[_Shot], folder: Path,
+                 options: AssembleOptions) -> None:
+    for shot in shots:
+        if shot.placeholder:
+            shot.media = f"{shot.plan.id}_placeholder.mp4"
+            shot.path = folder / shot.media
+            label = _REASONS.get(shot.status, shot.status.upper())
+            reason = f"{label}: {shot.error}" if shot.error else label
+            card = cards.placeholder_card(plan.width, plan.height, shot.plan.id, reason,
+                                          shot.plan.prompt)
+            encode_take(_repeat(card, shot.plan.frames), plan.fps_fraction, shot.path,
+                        width=plan.width, height=plan.height, start_frame=SOURCE_START,
+                        codec_settings=options.codec)
+            shot.track = read_video_track(shot.path)
+            continue
+        suffix = "_draft" if shot.draft else ""
+        shot.media = f"{shot.plan.id}_t{shot.take.take}{suffix}.mp4"
+        shot.path = folder / shot.media
+        _link_or_copy(shot.source, shot.path, options.link_media)
+
+
+def _repeat(frame: np.ndarray, count: int):
+    for _ in range(count):
+        yield frame
+
+
+def _link_or_copy(source: Path, target: Path, link: bool) -> None:
+    if link:
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass
+    shutil.copyfile(source, target)
+
+
+def _stage_audio(plan: RenderPlan, folder: Path, name: str,
+                 options: AssembleOptions) -> tuple[Path, int, int] | None:
+    """(staged audio bed, lead samples, total samples at 48 kHz) or None."""
+    if plan.audio is None:
+        return None
+    source = Path(plan.audio)
+    suffix = source.suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,5}", source.suffix.lower()) \
+        else ".audio"
+    target = folder / f"{name}_audio{suffix}"
+    _link_or_copy(source, target, options.link_media)
+    return target, 0, _samples(plan.frames, plan.fps_fraction)
+
+
+def _samples(frames: int, fps: Fraction) -> int:
+    return round(Fraction(frames) * AUDIO_RATE / fps)
+
+
+# -- 4. the picture ----------------------------------------------------------------------------
+
+
+@dataclass
+class JoinReport:
+    """How the cut's picture was built."""
+
+    frames: int
+    copied_frames: int
+    encoded_frames: int
+    pieces: int
+    encoded_pieces: int
+    warnings: list[str] = field(default_factory=list)
+    track: VideoTrack | None = None
+
+
+def join_cut(plan: RenderPlan, media: Sequence[Path], out: Path, *, scratch: Path,
+             layers: Sequence[tuple[Layer, ...]] | None = None,
+             tracks: Sequence[VideoTrack] | None = None, codec: CodecSettings = H264,
+             jobs: int | None = None, audio: tuple[Path, int, int] | None = None,
+             title: str | None = None, verify: str = "container") -> JoinReport:
+    """Build the cut's picture from one media file per shot (already checked against the plan).
+
+    1. lay out the edit and find where each file may be entered by stream copy;
+    2. encode the transition pieces with the takes' stream parameters;
+    3. learn the encoder's codec configuration; a file that differs is encoded again whole;
+    4. join everything in one stream-copy pass (the audio bed laid under it) and check it.
+    """
+    fps = plan.fps_fraction
+    layers = list(layers) if layers is not None else frame_layers(plan)
+    tracks = list(tracks) if tracks is not None else [read_video_track(p) for p in media]
+    copyable = [_can_copy(t) for t in tracks]
+    warnings: list[str] = []
+    scratch.mkdir(parents=True, exist_ok=True)
+    reference: VideoTrack | None = None
+    for attempt in range(2):
+        pieces = plan_pieces(layers, [t.keyframes for t in tracks], copyable)
+        rendered = render_pieces(pieces, media, fps, plan.width, plan.height,
+                                 scratch / f"pieces{attempt}", codec, jobs)
+        if rendered:
+            reference = read_video_track(next(iter(rendered.values())))
+        else:
+            signatures = Counter(_signature(t) for t, ok in zip(tracks, copyable, strict=True)
+                                 if ok)
+            if len(signatures) == 1:
+                reference = next(t for t, ok in zip(tracks, copyable, strict=True) if ok)
+            else:
+                reference = _probe_encoder(plan, scratch / "probe.mp4", codec)
+        odd = [i for i, t in enumerate(tracks)
+               if copyable[i] and _signature(t) != _signature(reference)]
+        if not odd:
+            break
+        for index in odd:
+            copyable[index] = False
+            warnings.append(f"{plan.shots[index].id}: {media[index].name} was encoded with "
+                            "other stream parameters than the cut's; its frames were encoded "
+                            "again")
+    else:  # pragma: no cover - the second layout copies only matching files
+        raise AssembleError("internal: could not settle the cut's stream parameters")
+    starts = [p.record_in for p in pieces]
+    join_pieces(pieces, media, [t.frames for t in tracks], rendered, out, fps=fps,
+                reference=reference, timecode=plan.timecode_start, title=title or out.stem,
+                audio=audio, list_path=scratch / "concat.txt")
+    track = check_joined(out, frames=plan.frames, reference=reference, keyframes=starts,
+                         timecode_frame=timecode_frames(plan.timecode_start, fps))
+    if verify == "decode":
+        decoded = sum(1 for _ in iter_rgb(out, plan.width, plan.height))
+        if decoded != plan.frames:
+            raise AssembleError(f"the joined cut {out.name} decodes to {decoded} frames, the "
+                                f"plan has {plan.frames} — this is a bug in previz")
+    copied = sum(p.frames for p in pieces if isinstance(p, CopyPiece))
+    encoded = sum(p.frames for p in pieces if isinstance(p, RenderPiece))
+    return JoinReport(frames=plan.frames, copied_frames=copied, encoded_frames=encoded,
+                      pieces=len(pieces), encoded_pieces=len(rendered), warnings=warnings,
+                      track=track)
+
+
+def _can_copy(track: VideoTrack) -> bool:
+    return (track.codec in ("avc1", "avc3") and track.edit_offset == 0 and bool(track.keyframes)
+            and track.keyframes[0] == 0 and bool(track.config))
+
+
+def _signature(track: VideoTrack) -> tuple:
+    return track.codec, track.config, track.timescale, track.deltas[0] if track.deltas else 0
+
+
+def _probe_encoder(plan: RenderPlan, path: Path, codec: CodecSettings) -> VideoTrack:
+    """Encode one black frame to learn this encoder's codec configuration for the cut."""
+    black = np.zeros((plan.height, plan.width, 3), np.uint8)
+    encode_take([black], plan.fps_fraction, path, width=plan.width, height=plan.height,
+                codec_settings=codec)
+    return read_video_track(path)
+
+
+# -- 5. review copy ----------------------------------------------------------------------------
+
+
+def _review_copy(plan: RenderPlan, shots: list[_Shot], cut: Path, out: Path | None,
+                 scratch: Path, options: AssembleOptions, slate_frames: int, date: str,
+                 name: str, audio: tuple[Path, int, int] | None) -> list[np.ndarray]:
+    """Encode the review copy (when `out`), and return one thumbnail frame per shot."""
+    fps = plan.fps_fraction
+    start = timecode_frames(plan.timecode_start, fps)
+    wanted = {s.plan.record_in + s.plan.frames // 2: i for i, s in enumerate(shots)}
+    thumbs: list[np.ndarray | None] = [None] * len(shots)
+    if out is None:
+        for number, frame in enumerate(iter_rgb(cut, plan.width, plan.height)):
+            if number in wanted:
+                thumbs[wanted[number]] = frame
+        return [t if t is not None else np.zeros((plan.height, plan.width, 3), np.uint8)
+                for t in thumbs]
+    burn = cards.BurnIn(plan.width, plan.height)
+    labels = [_label(s) for s in shots]
+    owner = _frame_owner(plan)
+
+    def frames():
+        if slate_frames:
+            slate = cards.slate_card(plan.width, plan.height,
+                                     _slate_rows(plan, shots, options.version, date, fps),
+                                     name)
+            for _ in range(slate_frames):
+                yield slate
+        for number, frame in enumerate(iter_rgb(cut, plan.width, plan.height)):
+            if number in wanted:
+                thumbs[wanted[number]] = frame.copy()
+            index = owner[number]
+            local = number - plan.shots[index].record_in
+            burn.draw(frame, labels[index], _timecode(start + number, fps),
+                      f"src {SOURCE_START + local}   rec {number:05d}")
+            yield frame
+
+    video = scratch / "review_video.mp4" if audio else out
+    first = max(0, start - slate_frames)
+    encode_take(frames(), fps, video, width=plan.width, height=plan.height, start_frame=first,
+                codec_settings=options.review_codec)
+    if audio:
+        total = slate_frames + plan.frames
+        run_ffmpeg(["-i", str(video), "-i", str(audio[0]), "-map", "0:v:0", "-map", "1:a:0",
+                    "-c:v", "copy", "-c:a", "aac", "-b:a", "192k", "-ar", str(AUDIO_RATE),
+                    "-af", audio_filter(_samples(slate_frames, fps), _samples(total, fps)),
+                    "-timecode", _timecode(first, fps), "-video_track_timescale",
+                    str(read_video_track(video).timescale), "-movflags", "+faststart",
+                    "-f", "mp4", str(out)], f"lay the audio under {out.name}")
+    return [t if t is not None else np.zeros((plan.height, plan.width, 3), np.uint8)
+            for t in thumbs]
+
+
+def _frame_owner(plan: RenderPlan) -> list[int]:
+    """For each cut frame, the shot it belongs to: the latest one to have started."""
+    owner = [0] * plan.frames
+    for index, shot in enumerate(plan.shots):
+        for number in range(shot.record_in, shot.record_out):
+            owner[number] = index
+    return owner
+
+
+def _label(shot: _Shot) -> cards.ShotLabel:
+    task = _task(shot)
+    if shot.placeholder:
+        return cards.ShotLabel(f"{shot.plan.id}", f"{shot.plan.model}  no take",
+                               f"PLACEHOLDER — {shot.status.upper()}", failed=True)
+    return cards.ShotLabel(f"{shot.plan.id}  t{shot.take.take}",
+                           f"{task.model}  seed {task.seed}",
+                           "DRAFT" if shot.draft else None)
+
+
+def _task(shot: _Shot):
+    take = shot.take or shot.plan.selected_take
+    return take.final_task
+
+
+def _timecode(frame: int, fps: Fraction) -> str:
+    from previz.storyboard.timing import timecode
+
+    return timecode(frame, fps)
+
+
+def _slate_rows(plan: RenderPlan, shots: list[_Shot], version: str, date: str,
+                fps: Fraction) -> list[tuple[str, str]]:
+    counts = Counter(s.status for s in shots)
+    status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return [
+        ("Project", plan.project), ("Sequence", plan.sequence), ("Version", version),
+        ("Date", date), ("Shots", f"{len(shots)} ({status})"),
+        ("Length", f"{_timecode(plan.frames, fps)} · {plan.frames} frames"),
+        ("Format", f"{plan.width}×{plan.height} · {plan.fps} fps"),
+        ("Starts", plan.timecode_start),
+    ]
+
+
+# -- 6. contact sheet --------------------------------------------------------------------------
+
+
+def _contact_sheet(shots: list[_Shot], thumbs: list[np.ndarray], fps: Fraction, path: Path,
+                   options: AssembleOptions) -> None:
+    labels = []
+    for shot in shots:
+        take = f"t{shot.take.take}" if shot.take is not None else "placeholder"
+        flag = " DRAFT" if shot.draft else ""
+        flag = f" {shot.status.upper()}" if shot.placeholder else flag
+        labels.append((f"{shot.plan.id}  {take}{flag}",
+                       f"{shot.plan.frames}f · {float(shot.plan.frames / fps):.2f}s · "
+                       f"{shot.plan.model}", shot.placeholder or shot.draft))
+    sheet = cards.contact_sheet(thumbs, labels, options.contact_columns,
+                                options.thumbnail_width)
+    path.write_bytes(cards.jpeg_bytes(sheet, quality=88))
+
+
+# -- 8. review page ----------------------------------------------------------------------------
+
+
+def _cut_shot(shot: _Shot) -> CutShot:
+    task = _task(shot)
+    plan = shot.plan
+    return CutShot(
+        id=plan.id, index=plan.index, record_in=plan.record_in, record_out=plan.record_out,
+        frames=plan.frames, transition=plan.transition.type,
+        transition_frames=plan.transition.frames, status=shot.status,
+        take=shot.take.take if shot.take else None,
+        take_key=shot.take.key if shot.take else None, media=shot.media,
+        model=task.model if shot.take else plan.model,
+        generator=task.generator if shot.take else plan.generator,
+        seed=task.seed if shot.take else None, prompt=task.shot_prompt or plan.prompt,
+        notes=plan.notes, error=shot.error if shot.placeholder else None,
+        placeholder=shot.placeholder,
+    )
+
+
+def _page(plan: RenderPlan, shots: list[_Shot], cut_shots: list[CutShot],
+          thumbs: list[np.ndarray], options: AssembleOptions, name: str, date: str,
+          slate_frames: int, warnings: Sequence[str]) -> str:
+    fps = plan.fps_fraction
+    start = timecode_frames(plan.timecode_start, fps)
+    takes = []
+    for shot in shots:
+        shown = shot.take.key if shot.take else None
+        entries = [ReviewTake(t.take, t.seed, t.key, t.take == shot.plan.select, t.key == shown,
+                              options.take_status.get(t.key, "unknown"))
+                   for t in shot.plan.takes]
+        fallback = shot.plan.fallback
+        if fallback is not None and fallback.key == shown:
+            entries.append(ReviewTake(fallback.take, fallback.seed, fallback.key, False, True,
+                                      options.take_status.get(fallback.key, "draft"),
+                                      draft=True))
+        takes.append(entries)
+    player = f"{name}_review.mp4" if options.review else f"{name}.mp4"
+    downloads = [("cut (mp4)", f"{name}.mp4")]
+    if options.review:
+        downloads.append(("review copy", f"{name}_review.mp4"))
+    downloads += [("OTIO", f"{name}.otio"), ("EDL", f"{name}.edl"), ("FCP XML", f"{name}.xml"),
+                  ("contact sheet", f"{name}_contact.jpg")]
+    return review_html(
+        title=name, project=plan.project, sequence=plan.sequence, version=options.version,
+        fps=fps, width=plan.width, height=plan.height, frames=plan.frames,
+        timecode_start=plan.timecode_start, duration_tc=_timecode(plan.frames, fps), date=date,
+        shots=cut_shots,
+        thumbnails=[cards.jpeg_bytes(t, width=options.thumbnail_width) for t in thumbs],
+        takes=takes, player=player, slate_frames=slate_frames if options.review else 0,
+        record_timecodes=[(_timecode(start + s.record_in, fps), _timecode(start + s.record_out,
+                                                                            fps))
+                          for s in cut_shots],
+        downloads=downloads, urls=options.media_urls, warnings=warnings)
+
+
+# -- 9. files and manifest ---------------------------------------------------------------------
+
+
+def _publishing_order(folder: Path, shots: list[_Shot], audio, *paths: Path | None
+                      ) -> dict[str, Path]:
+    """Media first (shot media, audio bed, cut, review copy, contact sheet), then the cut
+    files, the review page last."""
+    files: dict[str, Path] = {}
+    for shot in shots:
+        files[shot.media] = shot.path
+    if audio:
+        files[audio[0].name] = audio[0]
+    for path in paths:
+        if path is not None:
+            files[path.name] = path
+    return files
+
+
+def _timeline_metadata(plan: RenderPlan, options: AssembleOptions, name: str) -> dict[str, Any]:
+    return {"format": FORMAT, "project": plan.project, "sequence": plan.sequence,
+            "version": options.version, "cut": name, "fps": plan.fps, "fps_exact": plan.fps_exact,
+            "width": plan.width, "height": plan.height, "frames": plan.frames,
+            "timecode_start": plan.timecode_start, "plan_edit_key": plan.edit_key,
+            "storyboard": Path(plan.storyboard).name}
+
+
+def _manifest(plan: RenderPlan, cut_shots: list[CutShot], files: dict[str, Path],
+              joined: JoinReport, options: AssembleOptions, name: str, date: str,
+              slate_frames: int, edit_key: str, warnings: Sequence[str]) -> dict[str, Any]:
+    roles = {"cut": f"{name}.mp4", "otio": f"{name}.otio", "edl": f"{name}.edl",
+             "xml": f"{name}.xml", "contact_sheet": f"{name}_contact.jpg",
+             "review_page": PAGE_NAME}
+    if options.review:
+        roles["review"] = f"{name}_review.mp4"
+    audio = next((n for n in files if n.startswith(f"{name}_audio")), None)
+    if audio:
+        roles["audio"] = audio
+    import opentimelineio
+
+    return {
+        "format": FORMAT,
+        "kind": "cut",
+        "cut": {"name": name, "version": options.version, "project": plan.project,
+                "sequence": plan.sequence, "fps": plan.fps, "fps_exact": plan.fps_exact,
+                "width": plan.width, "height": plan.height, "frames": plan.frames,
+                "timecode_start": plan.timecode_start, "date": date,
+                "slate_frames": slate_frames, "cut_key": edit_key},
+        "plan": {"edit_key": plan.edit_key, "storyboard": Path(plan.storyboard).name},
+        "roles": roles,
+        "shots": [asdict(s) for s in cut_shots],
+        "join": {"copied_frames": joined.copied_frames, "encoded_frames": joined.encoded_frames,
+                 "pieces": joined.pieces, "encoded_pieces": joined.encoded_pieces,
+                 "codec": options.codec.name},
+        "provenance": {"digital_source_type": "compositeWithTrainedAlgorithmicMedia",
+                       "tools": {"previz": _previz_version(),
+                                 "opentimelineio": opentimelineio.__version__}},
+        "warnings": list(warnings),
+    }
+
+
+def _previz_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("previz")
+    except Exception:  # noqa: BLE001 - not installed as a distribution
+        return "unknown"
+
+
+def cut_edit_key(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
+                 options: AssembleOptions | None = None) -> str:
+    """The fingerprint of the cut as it will look: the plan's edit, what each shot shows (take
+    key, or the file's hash when no key is given; placeholder and its reason), the audio bed
+    and the options that change pixels. The store reuses a version with the same key."""
+    options = options or AssembleOptions()
+    shots = []
+    for shot in plan.shots:
+        given = takes.get(shot.id)
+        if given is None or given.path is None:
+            status = given.status if given is not None else "missing"
+            shots.append([shot.id, "placeholder", status, given.error if given else None])
+            continue
+        ident = given.key or file_sha256(given.path)
+        shots.append([shot.id, given.status == "draft", ident])
+    audio = file_sha256(Path(plan.audio)) if plan.audio and Path(plan.audio).is_file() else None
+    body = json.dumps({"format": FORMAT, "plan": plan.edit_key, "shots": shots, "audio": audio,
+                       "review": options.review, "slate": options.slate_seconds,
+                       "codec": options.codec.name, "review_codec": options.review_codec.name},
+                      sort_keys=True)
+    return "cut-" + hashlib.sha256(body.encode()).hexdigest()
+

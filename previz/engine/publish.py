@@ -1,0 +1,130 @@
+"""Encode and publish beside the GPU: the CPU side of a worker's output.
+
+A single-segment take is retimed to the cut's exact frames, encoded and published. A segment of
+a longer take is published under its task key (so a rerun resumes mid-shot); the last segment
+joins all segments (each later one repeats the previous one's last frame), retimes and publishes
+the take.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+
+from previz.plan.types import ShotTask, TakePlan
+
+__all__ = ["publish_output", "publish_frames", "publish_encoded", "publishes_as_encoded",
+           "last_frame_of", "MEDIA_NAME"]
+
+MEDIA_NAME = "take.mp4"
+
+
+# No CPU reservation: encodes are already bounded (one per finished task), and reserving one
+# could starve them for good on a node whose CPUs all belong to CPU-only (draft) workers.
+@ray.remote(num_cpus=0, max_retries=2)
+def publish_output(store_uri: str, task_json: str, take_json: str, frames: np.ndarray,
+                   fps: float, record: dict[str, Any]) -> dict[str, Any]:
+    from previz.store import open_store
+
+    task = ShotTask.model_validate_json(task_json)
+    take = TakePlan.model_validate_json(take_json)
+    return publish_frames(open_store(store_uri), task, take, frames, record)
+
+
+def publishes_as_encoded(task: ShotTask, take: TakePlan) -> bool:
+    """Whether the task's own frames are the take exactly (one segment, the cut's rate and
+    size, no retiming): then a generator that encodes as it draws (the draft) may publish its
+    file as it is."""
+    retime = take.retime
+    return (task.segments == 1 and Fraction(retime.source_fps) == Fraction(retime.cut_fps)
+            and retime.source_frames == retime.cut_frames == task.num_frames
+            and (task.width, task.height) == (take.width, take.height))
+
+
+def publish_encoded(store, task: ShotTask, take: TakePlan, media: Path,
+                    record: dict[str, Any]) -> dict[str, Any]:
+    """Publish a take the generator encoded itself (see `publishes_as_encoded`)."""
+    from previz.media.encode import last_frame, thumbnail
+    from previz.store.takes import publish_take
+
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="previz-publish-") as folder:
+        thumb = Path(folder) / "thumb.jpg"
+        thumb.write_bytes(thumbnail(np.asarray(last_frame(media))))
+        full_record = _take_record(task, take, record, "take", started)
+        publish_take(store, take.key, media, full_record, thumb)
+    return {"key": take.key, "kind": "take", "encode_seconds": time.time() - started}
+
+
+def publish_frames(store, task: ShotTask, take: TakePlan, frames: np.ndarray,
+                   record: dict[str, Any]) -> dict[str, Any]:
+    from previz.media.encode import CODECS, DEFAULT, encode_take, thumbnail
+    from previz.store.takes import publish_take
+
+    # Settings the generator asks for (the draft's fast preset) share the cut's stream headers.
+    codec = CODECS.get(record.get("codec", ""), DEFAULT)
+    started = time.time()
+    if len(frames) != task.num_frames:
+        raise RuntimeError(f"{task.shot_id} take {task.take} segment {task.segment}: generator "
+                           f"returned {len(frames)} frames, the plan asked for {task.num_frames}")
+    with tempfile.TemporaryDirectory(prefix="previz-publish-") as folder:
+        media = Path(folder) / MEDIA_NAME
+        if task.segment < task.segments - 1:
+            # An intermediate segment: kept at the model's rate, keyed by its task.
+            encode_take(frames, Fraction(task.fps).limit_denominator(1001), media,
+                        width=task.width, height=task.height, codec_settings=codec)
+            key, kind = task.key, "segment"
+        else:
+            joined = _join_segments(store, take, frames, folder)
+            picked = joined[take.retime.source_indices()]
+            encode_take(picked, Fraction(take.retime.cut_fps), media, width=take.width,
+                        height=take.height, codec_settings=codec)
+            key, kind = take.key, "take"
+        thumb = Path(folder) / "thumb.jpg"
+        thumb.write_bytes(thumbnail(frames))
+        publish_take(store, key, media, _take_record(task, take, record, kind, started), thumb)
+    return {"key": key, "kind": kind, "encode_seconds": time.time() - started}
+
+
+def _take_record(task: ShotTask, take: TakePlan, record: dict[str, Any], kind: str,
+                 started: float) -> dict[str, Any]:
+    return {
+        **record, "kind": kind, "shot": task.shot_id, "take": task.take,
+        "segment": task.segment, "segments": task.segments,
+        "recipe": task.model_dump(mode="json"),
+        "retime": take.retime.model_dump() if kind == "take" else None,
+        "encode_seconds": time.time() - started,
+    }
+
+
+def _join_segments(store, take: TakePlan, last_frames: np.ndarray, folder: str) -> np.ndarray:
+    if len(take.tasks) == 1:
+        return last_frames
+    from previz.media.encode import decode_frames
+    from previz.store.takes import fetch_take_media
+
+    parts = []
+    for index, segment in enumerate(take.tasks[:-1]):
+        path = Path(folder) / f"segment{index}.mp4"
+        fetch_take_media(store, segment.key, path)
+        frames = decode_frames(path)
+        parts.append(frames if index == 0 else frames[1:])
+    parts.append(last_frames[1:])
+    return np.concatenate(parts)
+
+
+def last_frame_of(store, key: str):
+    """The last frame (as seen in the cut) of a published take or segment, as a PIL image."""
+    from previz.media.encode import last_frame
+    from previz.store.takes import fetch_take_media
+
+    with tempfile.TemporaryDirectory(prefix="previz-last-") as folder:
+        path = Path(folder) / MEDIA_NAME
+        fetch_take_media(store, key, path)
+        return last_frame(path)

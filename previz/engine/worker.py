@@ -1,0 +1,192 @@
+"""Warm workers: long-lived Ray actors that each hold a loaded generator on their GPU(s).
+
+A worker renders one task at a time and hands the frames to a CPU task on its own node,
+which encodes and publishes the take; the worker goes straight on to its next task, so encoding
+and uploading never sit between two shots on the GPU. Frames stay on the node (they travel
+through the node's shared-memory object store, never raw across the network).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from previz.engine.publish import (
+    MEDIA_NAME,
+    last_frame_of,
+    publish_encoded,
+    publish_output,
+    publishes_as_encoded,
+)
+from previz.generate.diffusion import LOAD_OPTIONS as DIFFUSERS_LOAD_OPTIONS
+from previz.plan.types import Conditioning, ShotTask, TakePlan
+
+__all__ = ["RenderWorker", "ProgressBoard"]
+
+
+@ray.remote(num_cpus=0)
+class ProgressBoard:
+    """Denoising progress from every worker, polled by the driver's display."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, tuple[int, int, float]] = {}
+        self.started: dict[str, float] = {}  # when generation began (after any model load)
+
+    def begin(self, task_key: str) -> None:
+        self.started[task_key] = time.time()
+
+    def update(self, task_key: str, step: int, total: int) -> None:
+        self.steps[task_key] = (step, total, time.time())
+
+    def snapshot(self) -> dict[str, tuple[int, int, float]]:
+        return dict(self.steps)
+
+    def generation_started(self) -> dict[str, float]:
+        return dict(self.started)
+
+
+class RenderWorker:
+    """Holds one loaded generator; switches models only when the driver sends another model."""
+
+    def __init__(self, worker_id: str, store_uri: str, worker_options: dict[str, Any],
+                 progress: Any = None):
+        self.worker_id = worker_id
+        self.store_uri = store_uri
+        self.worker_options = dict(worker_options)
+        self.progress = progress
+        self.node_id = ray.get_runtime_context().get_node_id()
+        self.generator: Any = None
+        self.model: str | None = None
+        self.model_options: dict[str, Any] = {}
+        self.loads = 0
+        self._store = None
+
+    def identity(self) -> dict[str, Any]:
+        return {"worker": self.worker_id, "pid": os.getpid(), "node": self.node_id,
+                "host": socket.gethostname(), "gpus": ray.get_gpu_ids()}
+
+    def render(self, task_json: str, take_json: str, attempt: int, images: dict[str, Any],
+               extra_options: dict[str, Any]) -> dict[str, Any]:
+        """Generate one task and hand its frames to a publish task on this node.
+
+        Returns timings plus the publish task's ref, wrapped in a list so Ray does not wait on it.
+        """
+        task = ShotTask.model_validate_json(task_json)
+        options = {**self.worker_options, **task.options, **extra_options}
+        load_seconds = self._ensure_loaded(task, options)
+        started = time.time()
+
+        def on_step(step: int, total: int) -> None:
+            if self.progress is not None:
+                self.progress.update.remote(task.key, step, total)
+
+        if self.progress is not None:
+            self.progress.begin.remote(task.key)
+
+        take = TakePlan.model_validate_json(take_json)
+        timings = {"started": started, "load_seconds": load_seconds, "worker": self.worker_id,
+                   "node": self.node_id, "pid": os.getpid()}
+        if hasattr(self.generator, "render_take") and publishes_as_encoded(task, take):
+            # A CPU generator that encodes as it draws (the draft): the encode is its work, so
+            # it publishes here rather than handing raw frames to another process.
+            with tempfile.TemporaryDirectory(prefix="previz-take-") as folder:
+                drawn = self.generator.render_take(
+                    task, Path(folder) / MEDIA_NAME, images=self._image_source(images),
+                    progress=on_step, attempt=attempt)
+                finished = time.time()
+                publish_encoded(self._open_store(), task, take, drawn.encoded.path,
+                                self._record(drawn.record, attempt, options, timings, finished))
+            return {**timings, "publish": [], "finished": finished}
+        result = self.generator.generate(
+            task, images=self._image_source(images), progress=on_step, attempt=attempt)
+        finished = time.time()
+        record = self._record(result.record, attempt, options, timings, finished)
+        publish = publish_output.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=False),
+        ).remote(self.store_uri, task_json, take_json, result.frames, result.fps, record)
+        return {**timings, "publish": [publish], "finished": finished}
+
+    def _record(self, generated: dict[str, Any], attempt: int, options: dict[str, Any],
+                timings: dict[str, Any], finished: float) -> dict[str, Any]:
+        return {
+            **generated, "worker": self.worker_id, "node": self.node_id,
+            "host": socket.gethostname(), "attempt": attempt,
+            "generate_seconds": finished - timings["started"],
+            "load_seconds": timings["load_seconds"],
+            "options": {k: v for k, v in options.items() if k != "faults"},
+        }
+
+    def _ensure_loaded(self, task: ShotTask, options: dict[str, Any]) -> float:
+        load_options = {k: v for k, v in options.items() if k in _LOAD_OPTIONS}
+        if self.model == task.model and self.model_options == load_options:
+            return 0.0
+        from previz.catalog import model_spec
+        from previz.generate import create_generator
+
+        if self.generator is not None:
+            self.generator.release()
+            self.generator = None
+        started = time.time()
+        generator = create_generator(model_spec(task.model), weights=task.weights,
+                                     options=options)
+        generator.load(self._device(task))
+        self.generator, self.model, self.model_options = generator, task.model, load_options
+        self.loads += 1
+        return time.time() - started
+
+    def _device(self, task: ShotTask) -> str:
+        from previz.catalog import model_spec
+
+        # Only diffusers models run on torch; importing it for the others costs seconds per worker.
+        if model_spec(task.model).generator == "diffusers" and task.gpus and ray.get_gpu_ids():
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    return "cuda"
+            except ImportError:
+                pass
+        return "cpu"
+
+    def _image_source(self, images: dict[str, Any]):
+        """Conditioning images: storyboard files shipped by the driver, or the last frame of an
+        earlier take or segment, read back from the store."""
+        from PIL import Image
+
+        def source(condition: Conditioning) -> Image.Image:
+            if condition.sha256 and condition.sha256 in images:
+                data = ray.get(images[condition.sha256])
+                return Image.open(io.BytesIO(data)).convert("RGB")
+            if condition.from_key:
+                return self._last_frame(condition.from_key)
+            raise LookupError(f"no image for {condition.role} {condition.name or ''}")
+
+        return source
+
+    def _last_frame(self, key: str):
+        return last_frame_of(self._open_store(), key)
+
+    def _open_store(self):
+        if self._store is None:
+            from previz.store import open_store
+
+            self._store = open_store(self.store_uri)
+        return self._store
+
+    def loaded_model(self) -> str | None:
+        return self.model
+
+    def load_count(self) -> int:
+        return self.loads
+
+
+# Options that change what is loaded (so a change forces a reload); the rest apply per call.
+_LOAD_OPTIONS = DIFFUSERS_LOAD_OPTIONS | {"load_seconds"}  # the synthetic model's load time

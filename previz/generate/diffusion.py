@@ -1,0 +1,718 @@
+"""The diffusers generator: the catalog's video models (Wan, LTX-Video, CogVideoX, HunyuanVideo,
+SkyReels-V2, Stable Video Diffusion) behind one generator.
+
+torch and diffusers are imported only inside `load` and `generate`, so creating the generator
+(and importing this module) stays cheap.
+
+A ShotTask becomes one pipeline call: the assembled prompt (checked against the text encoder's
+length — cut with a warning, never silently), negative prompt, size, frame count, steps,
+guidance, a torch.Generator seeded with the task's seed, conditioning images as PIL images, and a
+step callback for progress. How each family takes its images:
+
+  Wan I2V / FLF2V   image=first, last_image=last
+  Wan VACE          reference_images=[...]; first/last frames through video + mask
+  LTX condition     conditions=[LTXVideoCondition(image, frame_index=0 / last)]
+  CogVideoX I2V     image=first
+  SkyReels-V2 DF    text alone, or its image-to-video sibling with image / last_image
+  Wan 2.2 TI2V      text alone, or WanImageToVideoPipeline on the same weights for a first image
+  SVD               image=first (no prompt: noted in the record)
+
+Options (constructor `options`; per-call ones may also come from `task.options`):
+  load-time: allow_cpu, dtype, revision (of hub weights), cpu_offload, group_offload (true,
+    "block" or "leaf"), vae_tiling, cache ("first_block[:threshold]", "taylorseer[:interval]"
+    (TaylorSeer Lite), "magcache[:threshold]" with mag_ratios="r1,r2,..."), compile (of the
+    repeated transformer blocks), attention_backend;
+  per call: max_sequence_length, and any keyword the pipeline's __call__ accepts that previz does
+    not set itself (guidance_scale_2, conditioning_scale, decode_timestep, motion_bucket_id ...).
+"""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from previz.catalog import Ability
+from previz.generate.errors import (
+    GeneratorError,
+    GeneratorLoadError,
+    GeneratorNeedsGpu,
+    GeneratorOutOfMemory,
+)
+from previz.generate.prompts import assemble_prompt
+from previz.generate.types import (
+    GeneratedFrames,
+    GeneratorNeeds,
+    ImageSource,
+    ProgressCallback,
+    fit_image,
+    images_from_files,
+)
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from previz.catalog import ModelSpec
+    from previz.plan.types import ShotTask
+
+__all__ = ["DiffusersGenerator", "COMPATIBLE_PIPELINES", "LOAD_OPTIONS", "IMAGE_SIBLINGS"]
+
+# Weights saved as one pipeline class that load into another (same components).
+COMPATIBLE_PIPELINES: dict[str, frozenset[str]] = {
+    "LTXConditionPipeline": frozenset({"LTXPipeline", "LTXImageToVideoPipeline"}),
+    "LTXImageToVideoPipeline": frozenset({"LTXPipeline", "LTXConditionPipeline"}),
+    "LTXPipeline": frozenset({"LTXImageToVideoPipeline", "LTXConditionPipeline"}),
+    "SkyReelsV2DiffusionForcingPipeline": frozenset({
+        "SkyReelsV2DiffusionForcingImageToVideoPipeline"}),
+}
+# A text pipeline whose weights also do image-to-video through a sibling class (from_pipe).
+IMAGE_SIBLINGS: dict[str, str] = {
+    "WanPipeline": "WanImageToVideoPipeline",
+    "SkyReelsV2DiffusionForcingPipeline": "SkyReelsV2DiffusionForcingImageToVideoPipeline",
+}
+LOAD_OPTIONS = frozenset({"allow_cpu", "dtype", "cpu_offload", "group_offload", "vae_tiling",
+                          "cache", "compile", "attention_backend", "mag_ratios", "revision"})
+# Call arguments previz sets itself; options may not override them.
+_MANAGED = frozenset({
+    "prompt", "negative_prompt", "height", "width", "num_frames", "num_inference_steps",
+    "guidance_scale", "generator", "output_type", "return_dict", "callback_on_step_end",
+    "callback_on_step_end_tensor_inputs", "image", "last_image", "video", "mask",
+    "reference_images", "conditions", "latents", "prompt_embeds", "negative_prompt_embeds",
+    "frame_rate", "fps", "min_guidance_scale", "max_guidance_scale", "max_sequence_length",
+})
+# Options that belong to other generators or the engine: not pipeline arguments, not warned about.
+_NOT_CALL_OPTIONS = LOAD_OPTIONS | frozenset({
+    "load_seconds", "seconds_per_frame", "seconds_per_shot", "faults", "codec", "gpus",
+    "gpu_memory_gb",
+})
+_DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
+           "float32": "float32", "fp32": "float32"}
+
+
+class DiffusersGenerator:
+    """One diffusers video pipeline, loaded once on one device, generating many tasks."""
+
+    def __init__(self, spec: ModelSpec, *, weights: str | None = None,
+                 options: dict[str, Any] | None = None):
+        if not spec.pipeline:
+            raise GeneratorLoadError(f"model {spec.name!r} names no diffusers pipeline class in "
+                                     "the catalog")
+        self.spec = spec
+        self.weights = weights or spec.repo
+        self.options = dict(options or {})
+        # a storyboard may pin its weights' revision (ShotTask.revision): options["revision"]
+        self.revision = self.options.get("revision") or spec.revision
+        self.pipe: Any = None
+        self.device: str | None = None
+        self.dtype: Any = None
+        self.applied: dict[str, Any] = {}
+        self.load_warnings: list[str] = []
+        self.load_seconds = 0.0
+        self._siblings: dict[str, Any] = {}
+
+    @property
+    def needs(self) -> GeneratorNeeds:
+        return GeneratorNeeds(gpus=self.spec.gpus, gpu_memory_gb=self.spec.gpu_memory_gb)
+
+    # loading
+
+    def load(self, device: str = "cpu") -> None:
+        """1. refuse a GPU model on a CPU-only worker unless allowed; 2. check the weights are
+        this model's (model_index.json) before loading anything; 3. load in bf16 on a GPU,
+        fp32 on a CPU; 4. place it on the device and apply memory and speed options."""
+        started = time.monotonic()
+        if self.pipe is not None:
+            return
+        self.applied, self.load_warnings = {}, []
+        self._check_device(device)
+        location, local = self._check_weights()
+        import diffusers
+        import torch
+
+        pipeline_class = getattr(diffusers, self.spec.pipeline, None)
+        if pipeline_class is None:
+            raise GeneratorLoadError(f"model {self.spec.name}: diffusers {diffusers.__version__} "
+                                     f"has no {self.spec.pipeline} — upgrade diffusers")
+        _check_text_cleaner(pipeline_class, self.spec.name)
+        self.dtype = self._dtype(device, torch)
+        kwargs: dict[str, Any] = {"dtype": self.dtype}
+        if not local and self.revision:
+            kwargs["revision"] = self.revision
+        try:
+            pipe = pipeline_class.from_pretrained(location, **kwargs)
+        except (MemoryError, OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+            if _memory_exhausted(exc, torch):
+                raise self._oom(exc, "loading", {}, device) from exc
+            raise GeneratorLoadError(
+                f"model {self.spec.name}: {self.spec.pipeline} could not load the weights at "
+                f"{location}: {exc}") from exc
+        pipe.set_progress_bar_config(disable=True)
+        self.pipe = pipe
+        self.device = device
+        try:
+            self._place_and_tune(torch)
+        except GeneratorError:
+            self.release()
+            raise
+        except Exception as exc:  # whatever diffusers raises while placing: a load error
+            out_of_memory = (self._oom(exc, "placing on the device", {}, device)
+                             if _memory_exhausted(exc, torch) else None)
+            self.release()
+            if out_of_memory is not None:
+                raise out_of_memory from exc
+            raise GeneratorLoadError(f"model {self.spec.name}: cannot run on {device} with "
+                                     f"options {self.options or 'none'}: {exc}") from exc
+        self.load_seconds = time.monotonic() - started
+
+    def _check_device(self, device: str) -> None:
+        on_cpu = device.split(":")[0] == "cpu"
+        if self.spec.needs_gpu and on_cpu and not _truthy(self.options.get("allow_cpu")):
+            raise GeneratorNeedsGpu(
+                f"model {self.spec.name} needs a GPU ({self.spec.gpus} x ~"
+                f"{self.spec.gpu_memory_gb:g} GB) and this worker has only a CPU — run it on a "
+                "GPU worker, or pass options allow_cpu=true to run it on the CPU (very slow)")
+
+    def _check_weights(self) -> tuple[str, bool]:
+        """Where the weights are and whether that is a local folder; raises GeneratorLoadError
+        naming the model, the path and the expected pipeline when they are not this model's."""
+        weights = self.weights
+        expected = self.spec.pipeline
+        if not weights:
+            raise GeneratorLoadError(f"model {self.spec.name}: no weights given and the catalog "
+                                     "names no repository")
+        path = Path(weights).expanduser()
+        local = path.exists() or weights.startswith(("/", ".", "~")) or weights.count("/") != 1
+        if local:
+            if not path.is_dir():
+                raise GeneratorLoadError(
+                    f"model {self.spec.name}: weights folder {path} does not exist — point "
+                    f"`weights` at a saved {expected} folder (one with model_index.json)")
+            index_path = path / "model_index.json"
+            if not index_path.is_file():
+                raise GeneratorLoadError(
+                    f"model {self.spec.name}: {path} is not a diffusers pipeline folder (no "
+                    f"model_index.json); expected the weights of a {expected}")
+            location = str(path)
+        else:
+            index_path = self._hub_index(weights)
+            location = weights
+        try:
+            index = json.loads(Path(index_path).read_text())
+        except (OSError, ValueError) as exc:
+            raise GeneratorLoadError(f"model {self.spec.name}: cannot read {index_path}: "
+                                     f"{exc}") from exc
+        found = index.get("_class_name")
+        accepted = {expected} | COMPATIBLE_PIPELINES.get(expected, frozenset())
+        if found not in accepted:
+            raise GeneratorLoadError(
+                f"model {self.spec.name}: the weights at {location} are a {found} pipeline, "
+                f"not {expected} — point `weights` at {self.spec.name}'s own folder "
+                f"({self.spec.repo or expected})")
+        return location, local
+
+    def _hub_index(self, repo: str) -> str:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            return hf_hub_download(repo, "model_index.json", revision=self.revision)
+        except Exception as exc:  # offline, unknown repo, no access: all the same to the user
+            raise GeneratorLoadError(
+                f"model {self.spec.name}: no local folder {repo} and it cannot be fetched from "
+                f"the Hugging Face hub ({type(exc).__name__}: {exc}) — download the "
+                f"{self.spec.pipeline} weights once, or point `weights` at a local folder") from exc
+
+    def _dtype(self, device: str, torch) -> Any:
+        name = self.options.get("dtype")
+        if name:
+            if str(name) not in _DTYPES:
+                raise GeneratorLoadError(f"option dtype={name!r}: use one of "
+                                         f"{', '.join(sorted(set(_DTYPES.values())))}")
+            return getattr(torch, _DTYPES[str(name)])
+        return torch.float32 if device.split(":")[0] == "cpu" else torch.bfloat16
+
+    def _transformers(self) -> list[Any]:
+        return [m for m in (getattr(self.pipe, "transformer", None),
+                            getattr(self.pipe, "transformer_2", None)) if m is not None]
+
+    def _place_and_tune(self, torch) -> None:
+        pipe, device, options = self.pipe, self.device, self.options
+        on_cpu = device.split(":")[0] == "cpu"
+        offload = options.get("group_offload") or None
+        if offload is not None and not _truthy(offload):
+            offload = None
+        if on_cpu and (offload or _truthy(options.get("cpu_offload"))):
+            self.load_warnings.append("cpu_offload/group_offload do nothing on a CPU: ignored")
+        elif offload:
+            if _truthy(options.get("cpu_offload")):
+                self.load_warnings.append("cpu_offload ignored: group_offload already keeps the "
+                                          "model off the GPU between uses")
+            leaf = str(offload).lower() == "leaf"
+            pipe.enable_group_offload(
+                onload_device=torch.device(device), offload_device=torch.device("cpu"),
+                offload_type="leaf_level" if leaf else "block_level",
+                num_blocks_per_group=None if leaf else 1, use_stream=True)
+            self.applied["group_offload"] = "leaf" if leaf else "block"
+        elif _truthy(options.get("cpu_offload")):
+            pipe.enable_model_cpu_offload(device=device)
+            self.applied["cpu_offload"] = True
+        else:
+            pipe.to(device)
+        if _truthy(options.get("vae_tiling")):
+            vae = getattr(pipe, "vae", None)
+            if vae is not None and hasattr(vae, "enable_tiling"):
+                vae.enable_tiling()
+                self.applied["vae_tiling"] = True
+            else:
+                self.load_warnings.append(f"vae_tiling: {self.spec.pipeline}'s VAE has no tiling")
+        backend = options.get("attention_backend")
+        if backend:
+            for transformer in self._transformers():
+                try:
+                    transformer.set_attention_backend(str(backend))
+                except Exception as exc:
+                    raise GeneratorLoadError(f"model {self.spec.name}: attention_backend "
+                                             f"{backend!r} cannot be used: {exc}") from exc
+            self.applied["attention_backend"] = str(backend)
+        cache = options.get("cache")
+        if cache:
+            for transformer in self._transformers():
+                before = _hook_count(transformer)
+                config = self._cache_config(str(cache))
+                try:
+                    transformer.enable_cache(config)
+                except Exception as exc:  # diffusers' hooks fail in their own ways
+                    raise GeneratorLoadError(
+                        f"model {self.spec.name}: cache={cache!r} cannot be applied to "
+                        f"{type(transformer).__name__} ({type(exc).__name__}: {exc}) — try "
+                        "another cache, or none") from exc
+                if _hook_count(transformer) == before:  # diffusers found nothing to cache
+                    raise GeneratorLoadError(
+                        f"model {self.spec.name}: cache={cache!r} found no blocks to cache in "
+                        f"{type(transformer).__name__} — try another cache, or none")
+            self.applied["cache"] = str(cache)
+        if _truthy(options.get("compile")):
+            for transformer in self._transformers():
+                if getattr(transformer, "_repeated_blocks", None):
+                    transformer.compile_repeated_blocks(fullgraph=True)
+                    self.applied["compile"] = "repeated_blocks"
+                else:
+                    transformer.compile()
+                    self.applied["compile"] = "whole_model"
+
+    def _cache_config(self, text: str, steps: int | None = None) -> Any:
+        """The diffusers cache config an option names. MagCache schedules by the number of
+        denoising steps, so it is built for `steps` (re-built per call when they change)."""
+        from diffusers.hooks import FirstBlockCacheConfig, MagCacheConfig, TaylorSeerCacheConfig
+
+        kind, _, value = text.partition(":")
+        try:
+            if kind == "first_block":
+                return FirstBlockCacheConfig(threshold=float(value or 0.05))
+            if kind == "taylorseer":
+                # Lite: predict the output projection and skip the blocks between refreshes.
+                # (The full variant keeps Taylor factors of every attention output of every
+                # block, far beyond memory for video-length sequences, and its default module
+                # names do not even match Wan's attn1/attn2.)
+                import torch
+
+                return TaylorSeerCacheConfig(cache_interval=int(value or 5), use_lite_mode=True,
+                                             taylor_factors_dtype=torch.float32)
+            if kind == "magcache":
+                ratios = self.options.get("mag_ratios")
+                if not ratios:
+                    raise GeneratorLoadError(
+                        "option cache=magcache needs mag_ratios (comma-separated, from a "
+                        "calibration run of this model) — or use cache=first_block")
+                schedule = {"num_inference_steps": steps} if steps else {}
+                return MagCacheConfig(mag_ratios=[float(r) for r in str(ratios).split(",")],
+                                      threshold=float(value or 0.06), **schedule)
+        except ValueError as exc:
+            raise GeneratorLoadError(f"option cache={text!r}: {exc}") from exc
+        raise GeneratorLoadError(f"option cache={text!r}: use first_block[:threshold], "
+                                 "taylorseer[:interval] or magcache")
+
+    def _prepare_cache(self, steps: int) -> None:
+        """Start every call from a clean cache: a cache hook keeps state between steps, which a
+        call that stopped half way (an error, an interrupt) would otherwise hand to the next
+        one, and MagCache must know this call's step count."""
+        cache = self.applied.get("cache")
+        if not cache:
+            return
+        for transformer in self._transformers():
+            config = getattr(transformer, "_cache_config", None)
+            if getattr(config, "num_inference_steps", steps) != steps:  # MagCache
+                transformer.disable_cache()
+                transformer.enable_cache(self._cache_config(cache, steps))
+            else:
+                transformer._reset_stateful_cache()
+
+    def release(self) -> None:
+        on_gpu = self.device is not None and self.device.split(":")[0] != "cpu"
+        self.pipe = None
+        self._siblings.clear()
+        self.device = None
+        gc.collect()
+        if on_gpu:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    # generating
+
+    def generate(self, task: ShotTask, *, images: ImageSource = images_from_files,
+                 progress: ProgressCallback | None = None, attempt: int = 1) -> GeneratedFrames:
+        """1. pick the pipeline for the task's images; 2. assemble and length-check the prompt;
+        3. build the call; 4. run it from a clean cache state, reporting each step, turning
+        out-of-memory (GPU or host) into GeneratorOutOfMemory; 5. frames to uint8."""
+        if self.pipe is None:
+            raise GeneratorError(f"model {self.spec.name} is not loaded: call load(device) first")
+        if task.model != self.spec.name:
+            raise GeneratorError(f"{task.shot_id}: the task is for model {task.model}, this "
+                                 f"generator holds {self.spec.name}")
+        import torch
+
+        started = time.monotonic()
+        warnings = list(self.load_warnings)
+        first, last, references = self._pictures(task, images)
+        pipe = self._pipeline_for(first is not None or last is not None)
+        parameters = _call_parameters(pipe)
+        family = self.spec.family
+
+        prompt = assemble_prompt(task, family)
+        kwargs: dict[str, Any] = {
+            "height": task.height, "width": task.width, "num_frames": task.num_frames,
+            "num_inference_steps": task.steps, "guidance_scale": task.guidance,
+            "output_type": "np",
+        }
+        max_length = self._max_sequence_length(task, parameters)
+        if "prompt" in parameters:
+            kwargs["prompt"], cut = _fit_prompt(pipe, prompt, max_length)
+            if cut:
+                warnings.append(f"prompt cut to {max_length} tokens (the text encoder's length "
+                                f"for this call): dropped “{cut}”")
+            if task.negative and "negative_prompt" in parameters:
+                kwargs["negative_prompt"], cut = _fit_prompt(pipe, task.negative, max_length)
+                if cut:
+                    warnings.append(f"negative prompt cut to {max_length} tokens: dropped "
+                                    f"“{cut}”")
+            if "max_sequence_length" in parameters:
+                kwargs["max_sequence_length"] = max_length
+        elif task.prompt.strip():
+            warnings.append(f"{self.spec.pipeline} takes no text: the prompt is not used")
+        self._add_pictures(kwargs, parameters, pipe, task, first, last, references)
+        if "frame_rate" in parameters:
+            kwargs["frame_rate"] = round(task.fps)
+        if "fps" in parameters:
+            kwargs["fps"] = round(task.fps)
+        if "max_guidance_scale" in parameters:  # SVD: guidance ramps from 1 to the shot's value
+            kwargs.pop("guidance_scale", None)
+            kwargs["min_guidance_scale"], kwargs["max_guidance_scale"] = 1.0, task.guidance
+        extra, unknown = self._call_options(task, parameters)
+        kwargs.update(extra)
+        if unknown:
+            warnings.append(f"options not used by {type(pipe).__name__}: "
+                            f"{', '.join(sorted(unknown))}")
+        kwargs = {k: v for k, v in kwargs.items() if k in parameters}
+
+        steps_done = 0
+        total = task.steps
+
+        def on_step(_pipe, _step, _timestep, _tensors):
+            nonlocal steps_done
+            steps_done += 1
+            if progress is not None:
+                progress(steps_done, max(total, steps_done))
+            return {}
+
+        kwargs["callback_on_step_end"] = on_step
+        kwargs["generator"] = torch.Generator(device="cpu").manual_seed(task.seed)
+        self._prepare_cache(task.steps)
+        called = time.monotonic()
+        try:
+            output = pipe(**kwargs)
+        except (MemoryError, RuntimeError) as exc:
+            if not _memory_exhausted(exc, torch):
+                raise
+            raise self._oom(exc, f"{task.shot_id} take {task.take} segment {task.segment}",
+                            {"width": task.width, "height": task.height,
+                             "frames": task.num_frames, "steps": task.steps}) from exc
+        finished = time.monotonic()
+        frames = _to_uint8(output.frames if hasattr(output, "frames") else output[0])
+        record = {
+            "generator": "diffusers", "model": self.spec.name,
+            "pipeline": type(pipe).__name__, "weights": self.weights,
+            "revision": self.revision, "device": self.device, "dtype": str(self.dtype),
+            "prompt": kwargs.get("prompt"), "negative_prompt": kwargs.get("negative_prompt"),
+            "seed": task.seed, "attempt": attempt,
+            "call": {k: v for k, v in kwargs.items() if isinstance(v, (int, float, str, bool))
+                     and k not in ("prompt", "negative_prompt")},
+            "conditioning": [{"role": c.role, "name": c.name, "path": c.path,
+                              "from_key": c.from_key, "sha256": c.sha256}
+                             for c in task.conditioning],
+            "options": {**self.applied, **extra},
+            "warnings": warnings, "steps_reported": steps_done,
+            "timings": {"load_seconds": self.load_seconds, "prepare_seconds": called - started,
+                        "call_seconds": finished - called},
+        }
+        return GeneratedFrames(frames=frames, fps=task.fps, record=record).check(task)
+
+    def _pictures(self, task: ShotTask, images: ImageSource):
+        def fetch(role: str) -> list[Image.Image]:
+            pictures = []
+            for condition in task.conditioning_for(role):
+                if not self.spec.can(Ability(role)):
+                    raise GeneratorError(
+                        f"{task.shot_id}: model {self.spec.name} cannot be conditioned on a "
+                        f"{role.replace('_', ' ')} — choose a model that can (see "
+                        "`previz models`)")
+                try:
+                    pictures.append(images(condition).convert("RGB"))
+                except GeneratorError:
+                    raise
+                except Exception as exc:
+                    raise GeneratorError(f"{task.shot_id}: {role} image "
+                                         f"({condition.path or condition.from_key}) could not "
+                                         f"be fetched: {exc}") from exc
+            return pictures
+
+        firsts, lasts, references = fetch("first_image"), fetch("last_image"), fetch("reference")
+        first = fit_image(firsts[0], task.width, task.height) if firsts else None
+        last = fit_image(lasts[0], task.width, task.height) if lasts else None
+        return first, last, references
+
+    def _pipeline_for(self, with_images: bool) -> Any:
+        """The loaded pipeline, or its image-to-video sibling on the same weights."""
+        name = type(self.pipe).__name__
+        sibling = IMAGE_SIBLINGS.get(name)
+        if not with_images or sibling is None or "image" in _call_parameters(self.pipe):
+            return self.pipe
+        if sibling not in self._siblings:
+            import diffusers
+
+            self._siblings[sibling] = _sharing_components(getattr(diffusers, sibling),
+                                                          self.pipe)
+        return self._siblings[sibling]
+
+    def _add_pictures(self, kwargs, parameters, pipe, task, first, last, references) -> None:
+        name = type(pipe).__name__
+        if "conditions" in parameters:  # LTX condition pipeline: keyframes at frame indices
+            if first is not None or last is not None:
+                from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
+
+                conditions = []
+                if first is not None:
+                    conditions.append(LTXVideoCondition(image=first, frame_index=0))
+                if last is not None:
+                    conditions.append(LTXVideoCondition(image=last,
+                                                        frame_index=task.num_frames - 1))
+                kwargs["conditions"] = conditions
+        elif "reference_images" in parameters:  # Wan VACE
+            if references:
+                kwargs["reference_images"] = references
+            if first is not None or last is not None:
+                kwargs["video"], kwargs["mask"] = _vace_keyframes(first, last, task)
+        elif "image" in parameters:
+            if first is None:
+                raise GeneratorError(f"{task.shot_id}: {name} needs a first image (a panel "
+                                     "`image:` or a continued shot) and the task has none")
+            kwargs["image"] = first
+            transformer = getattr(pipe, "transformer", None)
+            if last is None and getattr(getattr(transformer, "config", None),
+                                        "pos_embed_seq_len", None):
+                raise GeneratorError(f"{task.shot_id}: model {self.spec.name} generates between "
+                                     "a first and a last frame and the task has no last image "
+                                     "— give the shot `last_image:`, or use an image-to-video "
+                                     "model")
+            if last is not None:
+                if "last_image" not in parameters:
+                    raise GeneratorError(f"{task.shot_id}: {name} cannot take a last image")
+                kwargs["last_image"] = last
+        elif first is not None or last is not None:
+            raise GeneratorError(f"{task.shot_id}: {name} takes no images, but the task is "
+                                 "conditioned on one")
+        if references and "reference_images" not in parameters:
+            raise GeneratorError(f"{task.shot_id}: {name} takes no reference images")
+
+    def _max_sequence_length(self, task: ShotTask, parameters) -> int | None:
+        value = task.options.get("max_sequence_length", self.options.get("max_sequence_length"))
+        if value is not None:
+            return int(value)
+        parameter = parameters.get("max_sequence_length")
+        if parameter is not None and isinstance(parameter.default, int):
+            return parameter.default
+        return None
+
+    def _call_options(self, task: ShotTask, parameters) -> tuple[dict[str, Any], set[str]]:
+        merged = {**self.options, **task.options}
+        extra, unknown = {}, set()
+        for name, value in merged.items():
+            if name in _NOT_CALL_OPTIONS or name == "max_sequence_length":
+                continue
+            if name in parameters and name not in _MANAGED:
+                extra[name] = value
+            else:
+                unknown.add(name)
+        return extra, unknown
+
+    def _oom(self, exc: BaseException, where: str, size: dict[str, Any],
+             device: str | None = None) -> GeneratorOutOfMemory:
+        """The out-of-memory error to raise: what was tried (size, options applied, device,
+        dtype) and the next lighter option set the engine can retry with."""
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        device = device or self.device or "cpu"
+        memory = _memory_exhausted(exc, torch) or "gpu"
+        tried = {**size, "options": {**self.applied}, "device": device,
+                 "dtype": str(self.dtype), "memory": memory}
+        if memory == "cpu":  # offloading would only add to host memory; tiled decoding saves
+            suggestion = None if "vae_tiling" in self.applied else {"vae_tiling": True}
+        elif "group_offload" in self.applied:
+            suggestion = None
+        elif "cpu_offload" in self.applied:
+            suggestion = {"group_offload": True, "vae_tiling": True}
+        else:
+            suggestion = {"cpu_offload": True, "vae_tiling": True}
+        return GeneratorOutOfMemory(
+            f"model {self.spec.name} ran out of {memory.upper()} memory while {where} "
+            f"({', '.join(f'{k}={v}' for k, v in size.items()) or 'loading'}; options "
+            f"{self.applied or 'none'}): {str(exc).splitlines()[0] if str(exc) else ''}",
+            model=self.spec.name, tried=tried, suggestion=suggestion)
+
+
+def _check_text_cleaner(pipeline_class, model: str) -> None:
+    """Wan and SkyReels pipelines clean prompts with ftfy, which diffusers imports only when
+    installed and then calls unguarded: probe the cleaner at load, not minutes into a call."""
+    import sys
+
+    cleaner = getattr(sys.modules.get(pipeline_class.__module__), "basic_clean", None)
+    if cleaner is None:
+        return
+    try:
+        cleaner("previz")
+    except NameError as exc:
+        raise GeneratorLoadError(f"model {model}: {pipeline_class.__name__} cannot clean "
+                                 f"prompts ({exc}) — pip install ftfy") from None
+
+
+def _sharing_components(cls, pipe) -> Any:
+    """A pipeline of class `cls` built on `pipe`'s very modules and settings. (`from_pipe` would
+    also cast every shared module to one dtype, undoing the float32 parts of a bf16 model.)"""
+    parameters = inspect.signature(cls.__init__).parameters
+    kwargs = {name: module for name, module in pipe.components.items() if name in parameters}
+    for name in parameters:
+        if name not in kwargs and name != "self" and name in pipe.config:
+            kwargs[name] = pipe.config[name]
+    sibling = cls(**kwargs)
+    sibling.set_progress_bar_config(disable=True)
+    return sibling
+
+
+def _hook_count(module) -> int:
+    """How many diffusers hooks are registered on a module and everything inside it."""
+    return sum(len(getattr(getattr(m, "_diffusers_hook", None), "hooks", None) or ())
+               for m in module.modules())
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off", "none")
+    return bool(value)
+
+
+def _oom_types(torch) -> tuple[type[BaseException], ...]:
+    """torch's out-of-memory exception types (accelerator memory)."""
+    types = [getattr(torch, "OutOfMemoryError", None),
+             getattr(getattr(torch, "cuda", None), "OutOfMemoryError", None)]
+    return tuple(t for t in types if t is not None)
+
+
+# How allocators that raise a plain RuntimeError say they ran out: PyTorch's CPU allocator
+# ("DefaultCPUAllocator: not enough memory", "can't allocate memory"), and for accelerators
+# older CUDA builds ("CUDA out of memory"), cuBLAS and MPS ("MPS backend out of memory").
+_CPU_OOM_TEXT = ("cpuallocator", "not enough memory", "can't allocate memory")
+_GPU_OOM_TEXT = ("out of memory", "cublas_status_alloc_failed")
+
+
+def _memory_exhausted(exc: BaseException, torch) -> str | None:
+    """Which memory an exception says ran out: "gpu" (the accelerator's), "cpu", or None when
+    it is not an out-of-memory error."""
+    if isinstance(exc, _oom_types(torch)):
+        return "gpu"
+    if isinstance(exc, MemoryError):
+        return "cpu"
+    if not isinstance(exc, RuntimeError):
+        return None
+    text = str(exc).lower()
+    if any(part in text for part in _CPU_OOM_TEXT):
+        return "cpu"
+    if any(part in text for part in _GPU_OOM_TEXT):
+        return "gpu"
+    return None
+
+
+def _call_parameters(pipe) -> dict[str, inspect.Parameter]:
+    return dict(inspect.signature(type(pipe).__call__).parameters)
+
+
+def _token_count(tokenizer, text: str) -> int:
+    return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+
+def _fit_prompt(pipe, text: str, max_length: int | None) -> tuple[str, str]:
+    """The prompt cut at a word boundary to fit the text encoder, and what was cut ('' if
+    nothing was)."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    if tokenizer is None or not max_length or _token_count(tokenizer, text) <= max_length:
+        return text, ""
+    words = text.split()
+    low, high = 0, len(words)  # the most words that fit: binary search
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _token_count(tokenizer, " ".join(words[:middle])) <= max_length:
+            low = middle
+        else:
+            high = middle - 1
+    return " ".join(words[:low]), " ".join(words[low:])
+
+
+def _vace_keyframes(first, last, task: ShotTask):
+    """VACE's video + mask for fixed first/last frames: given frames kept (mask black), the rest
+    generated (grey frames, mask white)."""
+    from PIL import Image
+
+    size = (task.width, task.height)
+    grey = Image.new("RGB", size, (128, 128, 128))
+    black, white = Image.new("L", size, 0), Image.new("L", size, 255)
+    video = [grey] * task.num_frames
+    mask = [white] * task.num_frames
+    if first is not None:
+        video[0], mask[0] = first, black
+    if last is not None:
+        video[-1], mask[-1] = last, black
+    return list(video), list(mask)
+
+
+def _to_uint8(frames) -> np.ndarray:
+    """A pipeline's frames (np/torch/list, batch first, 0..1 floats) as (T, H, W, 3) uint8."""
+    if isinstance(frames, (list, tuple)):
+        frames = frames[0]
+    if hasattr(frames, "detach"):
+        frames = frames.detach().float().cpu().numpy()
+    frames = np.asarray(frames)
+    if frames.ndim == 5:
+        frames = frames[0]
+    if frames.ndim == 4 and frames.shape[-1] != 3 and frames.shape[1] == 3:
+        frames = frames.transpose(0, 2, 3, 1)
+    if frames.dtype == np.uint8:
+        return np.ascontiguousarray(frames)
+    return np.ascontiguousarray((np.clip(frames, 0.0, 1.0) * 255.0).round().astype(np.uint8))
+

@@ -1,0 +1,3 @@
+"""Media: encoding and decoding takes with the ffmpeg binary (imageio-ffmpeg ships one)."""
+
+__all__: list[str] = []

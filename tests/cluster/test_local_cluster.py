@@ -1,0 +1,78 @@
+"""cluster/local: a head plus worker nodes with logical GPUs on this machine, token auth on, in
+its own folder and ports; the stop script ends exactly what the start script started."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+LOCAL = Path(__file__).resolve().parents[2] / "cluster" / "local"
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    for name in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        env.pop(name, None)
+    return env
+
+
+def _ray_processes(folder: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if folder in command and "ray" in command:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.slow
+def test_start_two_nodes_with_logical_gpus_then_stop_only_them():
+    started = subprocess.run([str(LOCAL / "start-local-cluster.sh"), "--workers", "1",
+                              "--gpus-per-worker", "2", "--cpus-per-worker", "1"],
+                             env=_env(), capture_output=True, text=True, timeout=240)
+    match = re.search(r"folder:\s+(/tmp/pvz-local-\S+)", started.stdout)
+    assert started.returncode == 0 and match, started.stdout + started.stderr
+    folder = match[1]
+    try:
+        assert "stop-local-cluster.sh " + folder in started.stdout  # says how to stop it
+        pids = (Path(folder) / "pids").read_text().split()
+        assert len(pids) == 2
+        address = (Path(folder) / "address").read_text().strip()
+        token = (Path(folder) / "auth_token").read_text().strip()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{address}/nodes?view=summary", timeout=30)
+        assert refused.value.code == 401  # token authentication is on
+        request = urllib.request.Request(f"{address}/nodes?view=summary",
+                                         headers={"Authorization": f"Bearer {token}"})
+        nodes = []
+        for _ in range(60):  # the worker registers a moment after the head
+            nodes = json.load(urllib.request.urlopen(request, timeout=30))["data"]["summary"]
+            if len(nodes) == 2:
+                break
+            time.sleep(1)
+        gpus = sorted(n["raylet"]["resourcesTotal"].get("GPU", 0) for n in nodes)
+        assert gpus == [0, 2]  # a CPU head and a worker with two logical GPUs
+        assert _ray_processes(folder)
+    finally:
+        stopped = subprocess.run([str(LOCAL / "stop-local-cluster.sh"), folder],
+                                 capture_output=True, text=True, timeout=120)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not _ray_processes(folder)
+    assert not Path(folder).exists()
+
+
+def test_stop_refuses_a_folder_it_did_not_make(tmp_path):
+    refused = subprocess.run([str(LOCAL / "stop-local-cluster.sh"), str(tmp_path)],
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2 and "is not a folder start-local-cluster.sh made" in (
+        refused.stderr)

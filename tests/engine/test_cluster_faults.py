@@ -1,0 +1,79 @@
+"""Faults that need a cluster of their own: a node removed mid-render, the driver killed."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from engine_support import ROOT, SIX_SHOTS, logical_cluster, synthetic_board
+
+from previz.engine import render_plan
+from previz.plan import plan_from_storyboard
+from previz.store import open_store
+from previz.store.ledger import read_ledger
+from previz.store.takes import has_take
+from previz.storyboard import load_storyboard
+
+pytestmark = pytest.mark.slow
+
+
+def test_node_removed_mid_render(tmp_path):
+    with logical_cluster(nodes=2) as cluster:
+        plan = plan_from_storyboard(load_storyboard(synthetic_board(
+            tmp_path, SIX_SHOTS, options="{gpus: 1, seconds_per_frame: 0.06}")))
+        removed = []
+
+        def remove_a_node():
+            time.sleep(4.0)
+            node = cluster.worker_nodes_list[0]
+            cluster.remove_node(node, allow_graceful=False)
+            removed.append(node)
+
+        remover = threading.Thread(target=remove_a_node)
+        remover.start()
+        report = render_plan(plan, str(tmp_path / "store"))
+        remover.join()
+        assert removed
+        assert report.complete, [(s.id, s.error) for s in report.shots]
+        store = open_store(str(tmp_path / "store"))
+        assert all(has_take(store, take.key) for take in plan.takes())
+        # Each take published exactly once; anything lost with the node was retried.
+        ok = [a["take_key"] for a in report.attempts if a["outcome"] == "ok"]
+        assert sorted(ok) == sorted(t.key for t in plan.takes())
+
+
+def test_driver_killed_then_rerun_renders_only_the_rest(tmp_path):
+    with logical_cluster(nodes=1) as cluster:
+        board = synthetic_board(tmp_path, SIX_SHOTS, options="{gpus: 1, seconds_per_frame: 0.05}")
+        plan = plan_from_storyboard(load_storyboard(board))
+        store_uri = str(tmp_path / "store")
+        command = [sys.executable, "-m", "previz", "render", str(board), "--store", store_uri,
+                   "--address", cluster.address, "--json"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        store = open_store(store_uri)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            published = [t.key for t in plan.takes() if has_take(store, t.key)]
+            if len(published) >= 2:
+                break
+            time.sleep(0.1)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        published = {t.key for t in plan.takes() if has_take(store, t.key)}
+        assert 2 <= len(published) < len(plan.takes())
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+        assert second.returncode == 0, second.stderr
+        summary = json.loads(second.stdout)
+        cached = {s["id"] for s in summary["shots"] if s["cached"]}
+        assert cached == {s.id for s in plan.shots if s.selected_take.key in published}
+        rows = read_ledger(store).to_pylist()
+        second_run = [r for r in rows if r["run_id"] == summary["run_id"] and r["outcome"] == "ok"]
+        rendered = {r["take_key"] for r in second_run}
+        assert rendered == {t.key for t in plan.takes()} - published
+        assert all(has_take(store, t.key) for t in plan.takes())

@@ -1,0 +1,84 @@
+"""`previz render` end to end on a real Ray cluster: takes rendered, the cut assembled and
+published, exit codes, --json, resume, --only / --force. The cut is checked by decoding it: the
+synthetic generator draws each frame's number, so frame N of the cut names the take it came from."""
+
+import json
+from pathlib import Path
+from urllib.parse import urlparse
+
+import av
+import numpy as np
+import pytest
+from engine_support import SIX_SHOTS, synthetic_board
+
+from previz.cli import main
+from previz.generate.synthetic import read_frame_number
+from previz.plan import plan_from_storyboard
+from previz.storyboard import load_storyboard
+
+pytestmark = pytest.mark.slow
+
+ALWAYS_FAILS = ", ".join(f"{{shot: SH0060, attempt: {n}, kind: raise}}" for n in (1, 2, 3))
+
+
+def render(capsys, *args: str) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["render", *args, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def frames_of(uri: str) -> np.ndarray:
+    with av.open(urlparse(uri).path) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def test_a_failing_shot_leaves_a_placeholder_and_exit_3_then_resume_and_only(ray_cluster,
+                                                                             tmp_path, capsys):
+    board = synthetic_board(tmp_path, SIX_SHOTS, options=(
+        f"{{gpus: 1, seconds_per_frame: 0.002, faults: [{ALWAYS_FAILS}]}}"))
+    plan = plan_from_storyboard(load_storyboard(board))
+    store = str(tmp_path / "store")
+
+    code, summary = render(capsys, str(board), "--store", store)
+    assert code == 3
+    status = {s["id"]: s["status"] for s in summary["shots"]}
+    assert status == {"SH0010": "rendered", "SH0020": "rendered", "SH0030": "rendered",
+                      "SH0040": "rendered", "SH0050": "rendered", "SH0060": "failed"}
+    assert summary["version"] == "v001"
+    assert {s["id"]: s["take"] for s in summary["shots"]} == {
+        shot.id: shot.selected_take.key for shot in plan.shots}
+    assert Path(urlparse(summary["review"]).path).is_file()
+    assert {"otio", "edl", "xml"} <= set(summary["files"])
+
+    cut = frames_of(summary["cut"])
+    assert len(cut) == plan.frames
+    failed = plan.shot("SH0060")
+    held = cut[failed.record_in + 8:failed.record_out]  # clear of the dissolve into it
+    with pytest.raises(ValueError):
+        read_frame_number(held[0])  # a placeholder card, not a take
+    cut_shot = plan.shot("SH0010")  # a cut, no transition: frame i of the shot is take frame i
+    assert [read_frame_number(f) for f in cut[cut_shot.record_in:cut_shot.record_out]] == \
+        list(range(cut_shot.frames))
+
+    # The same command again: nothing that exists renders twice; the edit is unchanged.
+    code, again = render(capsys, str(board), "--store", store)
+    assert code == 3 and again["version"] == "v001" and again["reused"] is True
+    assert [s["cached"] for s in again["shots"]] == [True] * 5 + [False]
+
+    # --only with --force: that shot renders again; the others are taken from the store.
+    code, only = render(capsys, str(board), "--store", store, "--only", "SH0010", "--force")
+    assert code == 3
+    statuses = {s["id"]: (s["status"], s["cached"]) for s in only["shots"]}
+    assert statuses["SH0010"] == ("rendered", False)
+    assert statuses["SH0040"][1] is True
+
+
+def test_render_reports_invalid_input_with_exit_2(ray_cluster, tmp_path, capsys):
+    board = synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: x, camra: {}}\n")
+    code = main(["render", str(board), "--store", str(tmp_path / "store")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown field 'camra' — did you mean 'camera'?" in err
+    assert not (tmp_path / "store").exists()
+    code = main(["render", str(board), "--only", "SH9999"])
+    assert code == 2

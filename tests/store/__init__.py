@@ -1,0 +1,1 @@
+"""Store tests (a package, so this conftest and these helpers never shadow another folder's)."""
