@@ -254,14 +254,16 @@ class TakeWriter:
                               s=f"{source_size[0]}x{source_size[1]}", framerate=str(self.fps))
         colour = {"out_color_matrix": settings.colour, "out_range": "tv",
                   "flags": settings.scale_flags}
-        if source_format == "yuv420p":
-            stream = stream.filter("setparams", range="tv", colorspace=settings.colour,
-                                   color_primaries=settings.colour, color_trc=settings.colour)
-        elif source_size == (width, height):
+        if source_format == "rgb24" and source_size == (width, height):
             stream = stream.filter("scale", **colour)
-        else:
+        elif source_format == "rgb24":
             stream = stream.filter("scale", width, height, force_original_aspect_ratio="increase",
                                    **colour).filter("crop", width, height)
+        # Tag every frame: the encoder writes the frames' colour description into the stream
+        # header, and `scale` sets only the matrix, so RGB and YUV sources would otherwise
+        # differ there and their takes could not be joined by stream copy.
+        stream = stream.filter("setparams", range="tv", colorspace=settings.colour,
+                               color_primaries=settings.colour, color_trc=settings.colour)
         stream = stream.filter("setsar", 1).filter("format", settings.pix_fmt)
         self.output_options = _output_options(settings, width, height, self.fps, self.timecode)
         self.path.parent.mkdir(parents=True, exist_ok=True)

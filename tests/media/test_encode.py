@@ -222,6 +222,23 @@ def test_take_writer_streams_yuv_planes(tmp_path):
     assert stream_info(writer.result.path)["colorspace"] == 1
 
 
+def test_rgb_and_yuv_sources_share_the_stream_header(tmp_path):
+    """The draft generator writes YUV planes, assembly's transition pieces RGB: both must end
+    in the same SPS (colour description included), or the cut cannot stream-copy the takes."""
+    from previz.media.encode import TakeWriter
+
+    rgb = encode_take(moving_frames(3), 24, tmp_path / "rgb.mp4", width=64, height=48)
+    scaled = encode_take(moving_frames(3, width=32, height=24), 24, tmp_path / "scaled.mp4",
+                         width=64, height=48)
+    with TakeWriter(tmp_path / "yuv.mp4", 24, width=64, height=48,
+                    source_format="yuv420p") as writer:
+        for _ in range(3):
+            writer.write(bytes(64 * 48 * 3 // 2))
+    headers = {stream_info(path)["extradata"]
+               for path in (rgb.path, scaled.path, writer.result.path)}
+    assert len(headers) == 1
+
+
 def test_take_writer_leaves_nothing_when_the_block_fails(tmp_path):
     from previz.media.encode import TakeWriter
 
