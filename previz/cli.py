@@ -6,14 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from previz import __version__
 from previz.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput, PrevizError
 
 __all__ = ["main", "build_parser"]
-
-STORYBOARD_SUFFIXES = (".yaml", ".yml")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,23 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def _storyboard_files(paths: list[str]) -> list[Path]:
-    found: list[Path] = []
-    for text in paths:
-        path = Path(text)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix in STORYBOARD_SUFFIXES)
-        else:
-            found.append(path)
-    return found
-
-
 def _validate(args: argparse.Namespace) -> int:
     from previz.plan import plan_from_storyboard
     from previz.plan.report import format_duration, format_gpu_time
     from previz.storyboard import load_storyboard
+    from previz.storyboard.yaml_source import yaml_files
 
-    files = _storyboard_files(args.paths)
+    files = yaml_files(args.paths)
     if not files:
         raise InvalidInput(f"{', '.join(args.paths)}: no storyboard (.yaml) files found")
     failed = 0

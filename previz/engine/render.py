@@ -27,10 +27,12 @@ __all__ = ["render_plan", "RenderReport", "ShotOutcome", "EngineSettings", "Rend
 _LOST = ("ActorDiedError", "RayActorError", "ActorUnavailableError", "WorkerCrashedError",
          "NodeDiedError", "OwnerDiedError", "LocalRayletDiedError", "ObjectLostError")
 
+_GONE_WITH_ITS_NODE = {"OwnerDiedError", "NodeDiedError"}
 
 DEADLINE_MARGIN_SECONDS = 2.0
 PREFETCH_SECONDS = 1.0  # how long before a running task's expected end the next one is queued
 MAX_ENCODES_PER_WORKER = 2  # takes a worker may have waiting on encode before it gets more work
+MAX_FAILED_STARTS = 10  # workers in a row that died before their first task: the render stops
 
 
 class RenderInterrupted(PrevizError):
@@ -216,8 +218,10 @@ class _Slot:
     actor: Any
     worker_id: str
     gpus: int
+    # Resolves once the actor is placed and constructed. Until then it gets no work: a worker
+    # waiting for capacity (a node lost, an autoscaler still adding one) may never start.
+    started: Any = None
     node: str = ""
-    pid: int = 0
     model: str | None = None
     queue: list[tuple[str, int, Any, float]] = field(default_factory=list)  # key, attempt, ref, t
     busy_since: float = 0.0
@@ -257,6 +261,8 @@ class _Dispatcher:
         self.progress = ProgressBoard.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
             self.ray.get_runtime_context().get_node_id(), soft=True)).remote()
         self._worker_count = 0
+        self._failed_starts = 0
+        self._pool_changed = False
         self._speeds: list[tuple[float, float]] = []  # (measured, estimated) seconds
         self._generation_started: dict[str, float] = {}
         self._generation_polled = 0.0
@@ -321,7 +327,7 @@ class _Dispatcher:
         actor = self.ray.remote(RenderWorker).options(
             num_gpus=gpus, num_cpus=0 if gpus else 1, max_restarts=0, max_concurrency=1,
         ).remote(worker_id, self.store_uri, self.settings.worker_options, self.progress)
-        slot = _Slot(actor=actor, worker_id=worker_id, gpus=gpus)
+        slot = _Slot(actor=actor, worker_id=worker_id, gpus=gpus, started=actor.identity.remote())
         self.slots.append(slot)
         return slot
 
@@ -331,7 +337,8 @@ class _Dispatcher:
         try:
             while not self.graph.finished() or self.publishing:
                 now = time.time()
-                if now - last_grow > 2.0:
+                if self._pool_changed or now - last_grow > 2.0:
+                    self._pool_changed = False
                     self._grow_pool()
                     last_grow = now
                 if self.settings.deadline is not None and self._keep_deadline():
@@ -355,6 +362,8 @@ class _Dispatcher:
         for _, _, result in self.publishing.values():
             encoding[result["slot"].worker_id] = encoding.get(result["slot"].worker_id, 0) + 1
         for slot in self.slots:
+            if slot.started is not None:
+                continue
             # Back-pressure: a worker faster than its node's encoder waits rather than piling up
             # encode tasks (each one a process of its own) on that node.
             if encoding.get(slot.worker_id, 0) >= MAX_ENCODES_PER_WORKER:
@@ -409,7 +418,9 @@ class _Dispatcher:
         slot.model = state.task.model
 
     def _collect(self) -> None:
+        starting = {slot.started: slot for slot in self.slots if slot.started is not None}
         refs = [entry[2] for slot in self.slots for entry in slot.queue] + list(self.publishing)
+        refs += list(starting)
         if not refs:
             time.sleep(0.05)
             return
@@ -417,10 +428,31 @@ class _Dispatcher:
         if ready:
             ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in ready:
-            if ref in self.publishing:
+            if ref in starting:
+                self._worker_started(starting[ref])
+            elif ref in self.publishing:
                 self._published(ref)
             else:
                 self._rendered(ref)
+
+    def _worker_started(self, slot: _Slot) -> None:
+        try:
+            identity = self.ray.get(slot.started)
+        except Exception as error:  # noqa: BLE001 - it died before its first task
+            self.slots.remove(slot)
+            with contextlib.suppress(Exception):
+                self.ray.kill(slot.actor)
+            self._failed_starts += 1
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                self._cancel("workers cannot start")
+                raise PrevizError(f"{self._failed_starts} render workers in a row died before "
+                                  f"their first shot, the last with {_describe(error)} — see the "
+                                  "Ray logs of the nodes for why they cannot start") from None
+            self._pool_changed = True  # nothing was lost: start another where there is room
+            return
+        self._failed_starts = 0
+        slot.started = None
+        slot.node = identity["node"]
 
     def _rendered(self, ref: Any) -> None:
         found = next(((s, e) for s in self.slots for e in s.queue if e[2] is ref), None)
@@ -457,6 +489,13 @@ class _Dispatcher:
                 self._record(state, attempt, slot, result, "failed", _describe(error))
                 self._cancel("store failed")
                 raise _cause(error) from None
+            if _names(error) & _GONE_WITH_ITS_NODE:
+                # The frames were lost with their node (or the worker that owned the encode):
+                # not the shot's fault, so the attempt is recorded but not counted.
+                self._record(state, attempt, slot, result, "lost", _describe(error))
+                state.attempts -= 1
+                self.graph.requeue(key, _describe(error))
+                return
             self._retry_or_fail(state, attempt, slot, result, _describe(error))
             return
         self._finished(key, attempt, result)
@@ -505,26 +544,35 @@ class _Dispatcher:
         self.slots.remove(slot)
         with contextlib.suppress(Exception):
             self.ray.kill(slot.actor)
+        # Its node went away (a spot reclaim, a crash): not the shot's fault.
+        node_lost = _is_node_lost(message) or not self._node_alive(slot.node)
         for entry in slot.queue:
             key, attempt, _, submitted = entry
             state = self.graph.states[key]
-            if (entry is running or entry is slot.queue[0]) and not _is_node_lost(message):
-                timing = {"started": slot.busy_since or submitted, "finished": time.time(),
-                          "load_seconds": 0.0}
-                self._retry_or_fail(state, attempt, slot, timing, message)
-            elif entry is running or entry is slot.queue[0]:
-                # Its node went away (a spot reclaim, a crash): not the shot's fault, so the
-                # attempt is recorded but not counted against the shot's limit.
-                timing = {"started": slot.busy_since or submitted, "finished": time.time(),
-                          "load_seconds": 0.0}
+            if entry is not running and entry is not slot.queue[0]:
+                state.attempts -= 1  # queued behind the running task, never started
+                self.graph.requeue(key, message)
+                continue
+            timing = {"started": slot.busy_since or submitted, "finished": time.time(),
+                      "load_seconds": 0.0}
+            if node_lost:  # recorded, but not counted against the shot's limit
                 self._record(state, attempt, slot, timing, "lost", message)
                 state.attempts -= 1
                 self.graph.requeue(key, message)
             else:
-                state.attempts -= 1
-                self.graph.requeue(key, message)
+                self._retry_or_fail(state, attempt, slot, timing, message)
         slot.queue.clear()
-        self._start_worker(slot.gpus)
+        # The replacement comes from _grow_pool, where the cluster still has room: a lost
+        # node's GPUs are gone until an autoscaler brings them back.
+        self._pool_changed = True
+
+    def _node_alive(self, node: str) -> bool:
+        if not node:
+            return True  # never learnt where it ran: assume the worker, not the node, failed
+        try:
+            return any(n["NodeID"] == node and n["Alive"] for n in self.ray.nodes())
+        except Exception:  # noqa: BLE001 - the GCS is busy: the conservative answer
+            return True
 
     def _retire(self, slot: _Slot) -> None:
         if slot.queue:

@@ -17,8 +17,6 @@ from previz.errors import EXIT_INVALID, EXIT_OK, InvalidInput, PrevizError
 
 __all__ = ["add_jobs_parser"]
 
-JOB_SUFFIXES = (".yaml", ".yml")
-
 
 def add_jobs_parser(commands: Any) -> argparse.ArgumentParser:
     """Add `jobs` and its subcommands to `commands` (an argparse subparsers object)."""
@@ -82,8 +80,9 @@ def _validate(args: argparse.Namespace) -> int:
     from previz.plan import plan_from_storyboard
     from previz.schedule.spec import load_job
     from previz.storyboard import load_storyboard
+    from previz.storyboard.yaml_source import yaml_files
 
-    files = _job_files(args.paths)
+    files = yaml_files(args.paths)
     if not files:
         raise InvalidInput(f"{', '.join(args.paths)}: no job (.yaml) files found")
     failed = 0
@@ -292,17 +291,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def _job_files(paths: list[str]) -> list[Path]:
-    found: list[Path] = []
-    for text in paths:
-        path = Path(text)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix in JOB_SUFFIXES)
-        else:
-            found.append(path)
-    return found
-
-
 def _when(moment: datetime) -> str:
     return f"{moment:%a %Y-%m-%d %H:%M} {moment.tzname()}"
 

@@ -28,7 +28,7 @@ from previz.errors import InvalidInput, Problem
 from previz.schedule.cron import CronError, CronSchedule, parse_cron
 from previz.schedule.notify import EVENTS, Webhook
 from previz.storyboard.errors import did_you_mean, messages_from_validation_error
-from previz.storyboard.yaml_source import YamlProblem, locate, read_yaml
+from previz.storyboard.yaml_source import YamlProblem, locate, read_yaml, utf8_text
 
 __all__ = [
     "Deadline",
@@ -280,12 +280,10 @@ def load_job(path: str | Path) -> Job:
     if source.stat().st_size > MAX_JOB_BYTES:
         raise InvalidInput(Problem(shown, 1, 1, f"a job file is at most {MAX_JOB_BYTES // 1024} "
                                    "KB — is this a job file?"))
-    raw = source.read_bytes()
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise InvalidInput(Problem(shown, line, 1, "not UTF-8 text — save the file as UTF-8")) \
+        text = utf8_text(source.read_bytes())
+    except YamlProblem as problem:
+        raise InvalidInput(Problem(shown, problem.line, problem.column, problem.message)) \
             from None
     return job_from_text(text, shown, source.resolve())
 

@@ -10,7 +10,7 @@ from previz.errors import InvalidInput, Problem
 from previz.storyboard.checks import MAX_FILE_BYTES, check_storyboard
 from previz.storyboard.errors import messages_from_validation_error
 from previz.storyboard.model import Storyboard
-from previz.storyboard.yaml_source import YamlProblem, locate, read_yaml
+from previz.storyboard.yaml_source import YamlProblem, locate, read_yaml, utf8_text
 
 __all__ = ["load_storyboard", "storyboard_from_text"]
 
@@ -37,12 +37,10 @@ def load_storyboard(path: str | Path) -> Storyboard:
             f"storyboard is {size / 2**20:.1f} MB, over the {MAX_FILE_BYTES // 2**20} MB limit "
             "— split the sequence into several storyboards",
         ))
-    raw = source.read_bytes()
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise InvalidInput(Problem(shown, line, 1, "not UTF-8 text — save the file as UTF-8")) \
+        text = utf8_text(source.read_bytes())
+    except YamlProblem as problem:
+        raise InvalidInput(Problem(shown, problem.line, problem.column, problem.message)) \
             from None
     return storyboard_from_text(text, shown, folder=source.resolve().parent)
 

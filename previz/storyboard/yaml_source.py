@@ -7,16 +7,41 @@ mapping key and sequence item so validation errors point at the exact spot.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-__all__ = ["YamlDocument", "YamlProblem", "read_yaml", "locate", "MAX_EXPANDED_NODES"]
+__all__ = ["YamlDocument", "YamlProblem", "read_yaml", "locate", "utf8_text", "yaml_files",
+           "MAX_EXPANDED_NODES"]
+
+YAML_SUFFIXES = (".yaml", ".yml")
 
 # A 5,000-shot storyboard with 30 fields per shot is 150k nodes; an alias bomb is billions.
 MAX_EXPANDED_NODES = 500_000
 
 Position = tuple[int, int]
+
+
+def yaml_files(paths: list[str]) -> list[Path]:
+    """The files named, and every .yaml/.yml file below each folder named."""
+    found: list[Path] = []
+    for text in paths:
+        path = Path(text)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES)
+        else:
+            found.append(path)
+    return found
+
+
+def utf8_text(raw: bytes) -> str:
+    """The file's text; a YamlProblem at the line of the first byte that is not UTF-8."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise YamlProblem(line, 1, "not UTF-8 text — save the file as UTF-8") from None
 
 
 class YamlProblem(Exception):

@@ -11,7 +11,7 @@ import time
 import pytest
 from engine_support import ROOT, SIX_SHOTS, logical_cluster, synthetic_board
 
-from previz.engine import render_plan
+from previz.engine import EngineSettings, render_plan
 from previz.plan import plan_from_storyboard
 from previz.store import open_store
 from previz.store.ledger import read_ledger
@@ -23,23 +23,33 @@ pytestmark = pytest.mark.slow
 
 def test_node_removed_mid_render(tmp_path):
     with logical_cluster(nodes=2) as cluster:
+        twelve = "".join(f"- {{id: SH{n:03d}0, duration: 24f, prompt: shot {n}}}\n"
+                         for n in range(1, 13))
         plan = plan_from_storyboard(load_storyboard(synthetic_board(
-            tmp_path, SIX_SHOTS, options="{gpus: 1, seconds_per_frame: 0.06}")))
+            tmp_path, twelve, options="{gpus: 1, seconds_per_frame: 0.1}")))
+        store = open_store(str(tmp_path / "store"))
         removed = []
 
         def remove_a_node():
-            time.sleep(4.0)
+            # Mid-render: two takes published, more work waiting than the 2 GPUs left can take.
+            limit = time.time() + 120
+            while sum(has_take(store, t.key) for t in plan.takes()) < 2 and time.time() < limit:
+                time.sleep(0.05)
             node = cluster.worker_nodes_list[0]
             cluster.remove_node(node, allow_graceful=False)
             removed.append(node)
 
         remover = threading.Thread(target=remove_a_node)
         remover.start()
-        report = render_plan(plan, str(tmp_path / "store"))
+        # The lost node's workers are replaced where the cluster has room: none of the shots
+        # may wait on a replacement that can never be placed (it would end as "hung").
+        report = render_plan(plan, str(tmp_path / "store"),
+                             settings=EngineSettings(task_timeout=60))
         remover.join()
         assert removed
         assert report.complete, [(s.id, s.error) for s in report.shots]
-        store = open_store(str(tmp_path / "store"))
+        assert not [a for a in report.attempts if "hung" in (a["error"] or "")]
+        assert [a for a in report.attempts if a["outcome"] != "ok"], "the node held no work"
         assert all(has_take(store, take.key) for take in plan.takes())
         # Each take published exactly once; anything lost with the node was retried.
         ok = [a["take_key"] for a in report.attempts if a["outcome"] == "ok"]
