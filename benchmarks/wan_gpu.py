@@ -129,7 +129,7 @@ def run_variant(task, weights: Path, device: str, options: dict) -> dict:
         if cuda:
             torch.cuda.synchronize()
         whole = time.perf_counter() - started
-        steps = [b - a for a, b in zip(stamps, stamps[1:])]
+        steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
         return {"load_s": load_seconds, "s_per_step": statistics.median(steps) if steps else
                 whole, "call_s": whole, "frames": len(result.frames),
                 "size": f"{result.frames.shape[2]}x{result.frames.shape[1]}",
