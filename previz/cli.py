@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from previz.plan import plan_from_storyboard
-    from previz.plan.report import format_duration, format_gpu_time
+    from previz.plan.report import format_duration, format_plan_estimate
     from previz.storyboard import load_storyboard
     from previz.storyboard.yaml_source import yaml_files
 
@@ -122,7 +122,7 @@ def _validate(args: argparse.Namespace) -> int:
             continue
         print(f"ok  {path}  {len(plan.shots)} shots, {format_duration(plan.frames, plan.fps_fraction)} "
               f"at {plan.fps} fps, {len(plan.tasks())} tasks, "
-              f"est. {format_gpu_time(plan.estimate_seconds)}")
+              f"est. {format_plan_estimate(plan)}")
         for warning in plan.warnings:
             print(f"    note: {warning}")
     if failed:

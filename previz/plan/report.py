@@ -7,7 +7,7 @@ from fractions import Fraction
 from previz.plan.types import RenderPlan
 from previz.storyboard.timing import timecode
 
-__all__ = ["print_plan", "format_duration", "format_gpu_time"]
+__all__ = ["print_plan", "format_duration", "format_gpu_time", "format_plan_estimate"]
 
 
 def format_duration(frames: int, fps: Fraction) -> str:
@@ -25,6 +25,11 @@ def format_gpu_time(seconds: float, unit: str = "GPU") -> str:
 
 def _unit(gpus: int) -> str:
     return "GPU" if gpus else "CPU"
+
+
+def format_plan_estimate(plan: RenderPlan) -> str:
+    """The whole plan's work, in GPU time when any of it needs a GPU, else CPU time."""
+    return format_gpu_time(plan.estimate_seconds, _unit(max(t.gpus for t in plan.tasks())))
 
 
 def print_plan(plan: RenderPlan) -> None:
@@ -60,7 +65,6 @@ def print_plan(plan: RenderPlan) -> None:
             format_gpu_time(shot.estimate_seconds, _unit(task.gpus)),
         )
     console.print(table)
-    console.print(f"{len(plan.tasks())} generator calls, estimated "
-                  f"{format_gpu_time(plan.estimate_seconds, _unit(max(t.gpus for t in plan.tasks())))}")
+    console.print(f"{len(plan.tasks())} generator calls, estimated {format_plan_estimate(plan)}")
     for warning in plan.warnings:
         console.print(f"[yellow]note:[/yellow] {warning}", highlight=False)
