@@ -146,7 +146,13 @@ def _plan(args: argparse.Namespace) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
+    import signal
+
     from previz.render import parse_deadline, render_storyboard
+
+    # `previz cancel`, `kill`, Kubernetes and systemd stop a render with SIGTERM: stop it as
+    # cleanly as Ctrl-C (running shots cancelled, finished takes kept, webhooks told).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     deadline = parse_deadline(args.deadline) if args.deadline else None

@@ -24,6 +24,7 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
 
     A render started by a scheduled job notifies the job's webhooks at the end, whatever
     happened (previz.schedule.notify)."""
+    from previz.assemble import assemble_and_publish, assembly_seconds_estimate
     from previz.engine import EngineSettings, render_plan
     from previz.engine.progress import make_display
     from previz.plan import plan_from_storyboard
@@ -37,14 +38,15 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
         settings = settings or EngineSettings()
         if deadline is not None:
             settings.deadline = deadline
-        display = None if as_json else make_display(plan)
+            settings.deadline_reserve = assembly_seconds_estimate(plan)
+        # On stderr, so --json keeps stdout to itself; a Ray job's log gets the plain lines.
+        display = make_display(plan)
         try:
             report = render_plan(plan, store_uri, address=address, only=only, force=force,
                                  settings=settings, display=display)
         finally:
-            if display is not None:
-                display.close()
-        cut = _assemble(plan, store_uri, report)
+            display.close()
+        cut = assemble_and_publish(plan, store_uri, report)
         if not sys.stdout.isatty():
             cut = _without_signatures(cut)
     except BaseException as error:
@@ -85,15 +87,6 @@ def parse_deadline(text: str, now: datetime | None = None) -> float:
         raise InvalidInput(f"--deadline: {text!r} is not a time — write 07:00 (local) or "
                            "2026-11-22T07:00+00:00 (with its offset)")
     return moment.timestamp()
-
-
-def _assemble(plan, store_uri: str, report) -> dict[str, Any]:
-    """Assemble and publish the cut when the assembly stage is installed; else only the takes."""
-    try:
-        from previz.assemble import assemble_and_publish
-    except ImportError:
-        return {}
-    return assemble_and_publish(plan, store_uri, report)
 
 
 def _without_signatures(cut: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,14 @@ placeholders re-encode only the frames they touch. Beside the cut: a review copy
 OTIO / CMX 3600 EDL / FCP 7 XML, a contact sheet and a self-contained review page.
 """
 
-from previz.assemble.assemble import JoinReport, cut_edit_key, cut_from_takes, cut_name, join_cut
+from previz.assemble.assemble import (
+    JoinReport,
+    assembly_seconds_estimate,
+    cut_edit_key,
+    cut_from_takes,
+    cut_name,
+    join_cut,
+)
 from previz.assemble.editorial import read_cut_file, timeline_clips
 from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
 from previz.assemble.publish import assemble_and_publish, publish_cut, takes_from_report
@@ -32,6 +39,7 @@ __all__ = [
     "JoinReport",
     "cut_edit_key",
     "cut_name",
+    "assembly_seconds_estimate",
     "TakeMedia",
     "AssembleOptions",
     "Cut",

@@ -30,6 +30,7 @@ _LOST = ("ActorDiedError", "RayActorError", "ActorUnavailableError", "WorkerCras
 _GONE_WITH_ITS_NODE = {"OwnerDiedError", "NodeDiedError"}
 
 DEADLINE_MARGIN_SECONDS = 2.0
+PUBLISH_WAIT_SECONDS = 5.0  # at the deadline, how long encodes in flight may take to publish
 PREFETCH_SECONDS = 1.0  # how long before a running task's expected end the next one is queued
 MAX_ENCODES_PER_WORKER = 2  # takes a worker may have waiting on encode before it gets more work
 MAX_FAILED_STARTS = 10  # workers in a row that died before their first task: the render stops
@@ -59,6 +60,8 @@ class EngineSettings:
     # Epoch seconds by which a cut must exist: shots that cannot finish at final quality in time
     # are rendered as drafts instead, and at the deadline the render stops with what exists.
     deadline: float | None = None
+    # Seconds before the deadline that the cut needs to be assembled and published.
+    deadline_reserve: float = 0.0
     # How long work no node can host waits for an autoscaler before the render fails.
     capacity_wait_seconds: float = 120.0
 
@@ -143,7 +146,7 @@ def _ray_connection(address: str | None) -> Iterator[None]:
     # Inside a Ray Job (previz submit) the job's cluster is in RAY_ADDRESS.
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+        _init_keeping_sigterm(address=address, logging_level="WARNING", log_to_driver=False)
         try:
             yield
         finally:
@@ -154,8 +157,8 @@ def _ray_connection(address: str | None) -> Iterator[None]:
     previous = os.environ.get("RAY_TMPDIR")
     os.environ["RAY_TMPDIR"] = temp
     try:
-        ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False,
-                 configure_logging=True)
+        _init_keeping_sigterm(include_dashboard=False, logging_level="WARNING",
+                              log_to_driver=False, configure_logging=True)
         yield
     finally:
         ray.shutdown()
@@ -164,6 +167,20 @@ def _ray_connection(address: str | None) -> Iterator[None]:
         else:
             os.environ["RAY_TMPDIR"] = previous
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _init_keeping_sigterm(**options: Any) -> None:
+    """ray.init, keeping the SIGTERM handler the program had (Ray's own one ends the process on
+    the spot, so a stopped render could not cancel its shots or tell its webhooks)."""
+    import signal
+    import threading
+
+    import ray
+
+    handler = signal.getsignal(signal.SIGTERM)
+    ray.init(**options)
+    if threading.current_thread() is threading.main_thread() and callable(handler):
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _wanted_takes(plan: RenderPlan, only: Iterable[str] | None) -> set[str]:
@@ -605,8 +622,11 @@ class _Dispatcher:
     def _keep_deadline(self) -> bool:
         """Draft what cannot finish in time; at the deadline stop. True once it has passed."""
         now = time.time()
-        if now >= self.settings.deadline:
-            self._cancel("deadline reached")
+        # The engine stops early enough for the last encodes to publish and for the cut to be
+        # assembled and published by the deadline itself.
+        stop_at = self.settings.deadline - self.settings.deadline_reserve - PUBLISH_WAIT_SECONDS
+        if now >= stop_at:
+            self._cancel("deadline reached", wait=PUBLISH_WAIT_SECONDS)
             for state in self.graph.remaining():
                 self.graph.fail(state.key, "deadline reached before it finished")
             return True
@@ -616,7 +636,7 @@ class _Dispatcher:
         work = sum(s.task.estimate_seconds * (0.5 if s.status == "running" else 1.0)
                    for s in finals) * speed
         # Keep a margin for drafting what is put off and for stopping cleanly.
-        finish_by = self.settings.deadline - DEADLINE_MARGIN_SECONDS
+        finish_by = stop_at - DEADLINE_MARGIN_SECONDS
         # Least critical first: the takes the best-first order would start last.
         candidates = sorted({s.take.key: s for s in finals if s.status == "pending"}.values(),
                             key=lambda s: (s.chain_seconds, s.task.estimate_seconds))
@@ -655,7 +675,23 @@ class _Dispatcher:
 
             self.graph.add_take(fallback, done=has_take(self.store, fallback.key))
 
-    def _cancel(self, reason: str) -> None:
+    def _cancel(self, reason: str, wait: float = 60.0) -> None:
+        """Stop every worker. Takes already handed to encode tasks are finished work: they get
+        up to `wait` seconds to publish first (their encode tasks die with the worker that
+        started them), and what published counts as done."""
+        if self.publishing:
+            with contextlib.suppress(Exception):
+                ready, _ = self.ray.wait(list(self.publishing),
+                                         num_returns=len(self.publishing), timeout=wait)
+                for ref in ready:
+                    key, attempt, result = self.publishing.pop(ref)
+                    try:
+                        self.ray.get(ref)
+                    except Exception as error:  # noqa: BLE001 - recorded; the run is ending
+                        self._record(self.graph.states[key], attempt, result["slot"], result,
+                                     "failed", _describe(error))
+                        continue
+                    self._finished(key, attempt, result)
         for slot in self.slots:
             for key, attempt, _, submitted in slot.queue:
                 timing = {"started": slot.busy_since or submitted, "finished": time.time(),
@@ -664,10 +700,6 @@ class _Dispatcher:
             with contextlib.suppress(Exception):
                 self.ray.kill(slot.actor)
         self.slots.clear()
-        # Takes already handed to encode tasks are finished work: let them publish.
-        if self.publishing:
-            with contextlib.suppress(Exception):
-                self.ray.wait(list(self.publishing), num_returns=len(self.publishing), timeout=60)
 
     # 5. ledger
     def _record(self, state: TaskState, attempt: int, slot: _Slot, timing: dict[str, Any],

@@ -3,17 +3,26 @@ published, exit codes, --json, resume, --only / --force. The cut is checked by d
 synthetic generator draws each frame's number, so frame N of the cut names the take it came from."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
 import av
 import numpy as np
 import pytest
-from engine_support import SIX_SHOTS, synthetic_board
+from engine_support import ROOT, SIX_SHOTS, synthetic_board
 
 from previz.cli import main
 from previz.generate.synthetic import read_frame_number
 from previz.plan import plan_from_storyboard
+from previz.store import open_store
+from previz.store.ledger import read_ledger
+from previz.store.takes import has_take
 from previz.storyboard import load_storyboard
 
 pytestmark = pytest.mark.slow
@@ -82,3 +91,51 @@ def test_render_reports_invalid_input_with_exit_2(ray_cluster, tmp_path, capsys)
     assert not (tmp_path / "store").exists()
     code = main(["render", str(board), "--only", "SH9999"])
     assert code == 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_stopped_render_cancels_running_shots_and_keeps_finished_takes(ray_cluster, tmp_path,
+                                                                        signum):
+    board = synthetic_board(tmp_path, SIX_SHOTS, options="{gpus: 1, seconds_per_frame: 0.1}")
+    plan = plan_from_storyboard(load_storyboard(board))
+    store_uri = str(tmp_path / "store")
+    render = subprocess.Popen(
+        [sys.executable, "-m", "previz", "render", str(board), "--store", store_uri,
+         "--address", ray_cluster.address], env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store = open_store(store_uri)
+    limit = time.time() + 120
+    while sum(has_take(store, t.key) for t in plan.takes()) < 2 and time.time() < limit:
+        time.sleep(0.05)
+    render.send_signal(signum)
+    _, err = render.communicate(timeout=180)
+    assert render.returncode == 130, err
+    assert "interrupted: running shots cancelled, finished takes kept" in err
+    published = {t.key for t in plan.takes() if has_take(store, t.key)}
+    assert 2 <= len(published) < len(plan.takes())
+    rows = read_ledger(store).to_pylist()
+    finished = {r["take_key"] for r in rows if r["outcome"] == "ok"}
+    assert len(finished) >= 2 and finished <= published
+    assert any(r["outcome"] == "cancelled" for r in rows)
+    assert not (tmp_path / "store" / "TEST").exists()  # no cut was published
+
+
+def test_a_deadline_render_publishes_its_cut_by_the_deadline(ray_cluster, tmp_path, capsys):
+    # 24 shots of 3 s on 4 GPUs is 18 s of work; the cut must be out 30 s from now, so the
+    # engine stops early enough to assemble, and the shots it could not finish are drafts.
+    shots = "".join(f"- {{id: SH{n:02d}0, duration: 12f, prompt: shot {n}}}\n"
+                    for n in range(1, 25))
+    board = synthetic_board(tmp_path, shots, options="{gpus: 1, seconds_per_frame: 0.25}")
+    store = tmp_path / "store"
+    deadline = time.time() + 30
+    code, summary = render(capsys, str(board), "--store", str(store), "--deadline",
+                           datetime.fromtimestamp(deadline, timezone.utc).isoformat())
+    assert code == 0, summary
+    drafted = {s["id"] for s in summary["shots"] if s["status"] == "draft"}
+    assert drafted and len(drafted) < 24
+    version = store / "TEST" / "SQ010" / summary["version"]
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert datetime.fromisoformat(manifest["published_at"]).timestamp() <= deadline
+    assert {s["id"] for s in manifest["shots"] if s["generator"] == "draft"} == drafted
+    review = (version / "review.html").read_text()
+    assert review.count('<span class="status draft">') == len(drafted)
