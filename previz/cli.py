@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a cut must exist by then: 07:00 (next time it is 07:00 here) or "
                              "2026-11-22T07:00+00:00; shots that cannot finish in time are "
                              "rendered as drafts and upgraded by the next run")
+    render.add_argument("--editorial-media", default=None, choices=("prores422", "dnxhr-hq"),
+                        help="also write each shot as ProRes 422 or DNxHR HQ MOV for Avid and "
+                             "Premiere (same names as the cut files' clips, .mov)")
     render.add_argument("--json", action="store_true", help="print one JSON object at the end")
     render.set_defaults(run=_render)
 
@@ -157,7 +160,8 @@ def _render(args: argparse.Namespace) -> int:
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
     deadline = parse_deadline(args.deadline) if args.deadline else None
     return render_storyboard(args.storyboard, store=args.store, address=args.address, only=only,
-                             force=args.force, as_json=args.json, deadline=deadline)
+                             force=args.force, as_json=args.json, deadline=deadline,
+                             editorial_media=args.editorial_media)
 
 
 def _submit(args: argparse.Namespace) -> int:

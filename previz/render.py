@@ -19,14 +19,15 @@ CUT_FILE_ROLES = ("review_copy", "otio", "edl", "xml", "contact_sheet")
 def render_storyboard(path: str, *, store: str | None = None, address: str | None = None,
                       only: list[str] | None = None, force: bool = False,
                       as_json: bool = False, deadline: float | None = None,
-                      settings: Any = None) -> int:
+                      editorial_media: str | None = None, settings: Any = None) -> int:
     """1. load; 2. plan; 3-4. render the missing takes; 5. assemble and publish the cut.
 
     A render started by a scheduled job notifies the job's webhooks at the end, whatever
     happened (previz.schedule.notify)."""
-    from previz.assemble import assemble_and_publish, assembly_seconds_estimate
+    from previz.assemble import AssembleOptions, assemble_and_publish, assembly_seconds_estimate
     from previz.engine import EngineSettings, render_plan
     from previz.engine.progress import make_display
+    from previz.media.encode import CODECS
     from previz.plan import plan_from_storyboard
     from previz.schedule.notify import notify_render_end
     from previz.storyboard import load_storyboard
@@ -46,7 +47,8 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
                                  settings=settings, display=display)
         finally:
             display.close()
-        cut = assemble_and_publish(plan, store_uri, report)
+        options = AssembleOptions(editorial=CODECS[editorial_media] if editorial_media else None)
+        cut = assemble_and_publish(plan, store_uri, report, options=options)
         if not sys.stdout.isatty():
             cut = _without_signatures(cut)
     except BaseException as error:

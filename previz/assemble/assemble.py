@@ -135,8 +135,10 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         folder.mkdir()
         # 2. lay out the edit: the layers of every cut frame
         layers = frame_layers(plan)
-        # 3. stage the shot media: takes linked in, placeholder cards encoded
+        # 3. stage the shot media: takes linked in, placeholder cards encoded (and, if asked,
+        #    each one again as editorial media)
         _stage_media(plan, shots, folder, options)
+        editorial_media = _editorial_media(plan, shots, folder, options)
         audio = _stage_audio(plan, folder, name, options)
         # 4. the picture: transitions re-encoded, the rest stream-copied; the audio under it
         media_path = folder / f"{name}.mp4"
@@ -167,8 +169,9 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         page_path.write_text(_page(plan, shots, cut_shots, thumbs, options, name, date,
                                    slate_frames, joined.warnings), encoding="utf-8")
         # 9. move the finished folder into place
-        files = _publishing_order(folder, shots, audio, media_path, review_path, contact_path,
-                                  otio_path, edl_path, xml_path, page_path)
+        files = _publishing_order(folder, shots, audio, *editorial_media, media_path,
+                                  review_path, contact_path, otio_path, edl_path, xml_path,
+                                  page_path)
         final.mkdir(parents=True, exist_ok=True)
         final.rmdir()
         os.replace(folder, final)
@@ -300,6 +303,23 @@ def _stage_media(plan: RenderPlan, shots: list[_Shot], folder: Path,
         shot.media = f"{shot.plan.id}_t{shot.take.take}{suffix}.mp4"
         shot.path = folder / shot.media
         _link_or_copy(shot.source, shot.path, options.link_media)
+
+
+def _editorial_media(plan: RenderPlan, shots: list[_Shot], folder: Path,
+                     options: AssembleOptions) -> list[Path]:
+    """Each shot's media again in the editorial codec, named like it but .mov, with the same
+    source timecode, so an editor relinks the cut files' clips to them by name."""
+    settings = options.editorial
+    if settings is None:
+        return []
+    made = []
+    for shot in shots:
+        path = folder / f"{Path(shot.media).stem}.mov"
+        encode_take(iter_rgb(shot.path, plan.width, plan.height), plan.fps_fraction, path,
+                    width=plan.width, height=plan.height, start_frame=SOURCE_START,
+                    codec_settings=settings)
+        made.append(path)
+    return made
 
 
 def _repeat(frame: np.ndarray, count: int):
@@ -683,9 +703,11 @@ def cut_edit_key(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         ident = given.key or file_sha256(given.path)
         shots.append([shot.id, given.status == "draft", ident])
     audio = file_sha256(Path(plan.audio)) if plan.audio and Path(plan.audio).is_file() else None
-    body = json.dumps({"format": FORMAT, "plan": plan.edit_key, "shots": shots, "audio": audio,
-                       "review": options.review, "slate": options.slate_seconds,
-                       "codec": options.codec.name, "review_codec": options.review_codec.name},
-                      sort_keys=True)
+    fields = {"format": FORMAT, "plan": plan.edit_key, "shots": shots, "audio": audio,
+              "review": options.review, "slate": options.slate_seconds,
+              "codec": options.codec.name, "review_codec": options.review_codec.name}
+    if options.editorial is not None:  # only then: earlier cuts keep their keys
+        fields["editorial"] = options.editorial.name
+    body = json.dumps(fields, sort_keys=True)
     return "cut-" + hashlib.sha256(body.encode()).hexdigest()
 

@@ -69,6 +69,9 @@ class AssembleOptions:
     date: str | None = None  # shown on the slate; today (UTC) when None
     codec: CodecSettings = H264  # transition segments and placeholder cards: join with takes
     review_codec: CodecSettings = REVIEW_H264
+    # Editorial media beside each shot's H.264 (ProRes 422 or DNxHR HQ in MOV, same name but
+    # .mov), for editors who cut in Avid or Premiere and relink the cut files' clips by name.
+    editorial: CodecSettings | None = None
     jobs: int | None = None  # parallel segment encodes (None: one per CPU, 2 to 4)
     verify: Literal["container", "decode"] = "container"  # how the joined cut is checked
     link_media: bool = True  # hard-link take files into the version folder when possible

@@ -244,6 +244,7 @@ class _Slot:
     busy_since: float = 0.0
     last_finished: float | None = None
     failed_shots: set[str] = field(default_factory=set)
+    retiring: bool = False  # failed too many shots: no more work; leaves once its queue empties
 
     def fits(self, state: TaskState) -> bool:
         return (state.task.gpus > 0) == (self.gpus > 0) and self.gpus >= state.task.gpus
@@ -362,6 +363,8 @@ class _Dispatcher:
                     return
                 self._assign()
                 self._collect()
+                for slot in [s for s in self.slots if s.retiring and not s.queue]:
+                    self._retire(slot)
                 self._check_hung()
                 self._flush_ledger()
                 if self.display is not None:
@@ -379,7 +382,7 @@ class _Dispatcher:
         for _, _, result in self.publishing.values():
             encoding[result["slot"].worker_id] = encoding.get(result["slot"].worker_id, 0) + 1
         for slot in self.slots:
-            if slot.started is not None:
+            if slot.started is not None or slot.retiring:
                 continue
             # Back-pressure: a worker faster than its node's encoder waits rather than piling up
             # encode tasks (each one a process of its own) on that node.
@@ -546,7 +549,7 @@ class _Dispatcher:
         slot.failed_shots.add(state.task.shot_id)
         self._retry_or_fail(state, attempt, slot, timing, message)
         if len(slot.failed_shots) >= self.settings.retire_after_failures:
-            self._retire(slot)
+            slot.retiring = True
 
     def _retry_or_fail(self, state: TaskState, attempt: int, slot: _Slot,
                        timing: dict[str, Any], message: str) -> None:
@@ -592,8 +595,6 @@ class _Dispatcher:
             return True
 
     def _retire(self, slot: _Slot) -> None:
-        if slot.queue:
-            return  # retire once its queue is empty; the next failure check catches it
         self.slots.remove(slot)
         self.retired += 1
         with contextlib.suppress(Exception):

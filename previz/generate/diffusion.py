@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from previz.catalog import Ability
+from previz.catalog import CATALOG, Ability
 from previz.generate.errors import (
     GeneratorError,
     GeneratorLoadError,
@@ -74,6 +74,19 @@ COMPATIBLE_PIPELINES: dict[str, frozenset[str]] = {
 IMAGE_SIBLINGS: dict[str, str] = {
     "WanPipeline": "WanImageToVideoPipeline",
     "SkyReelsV2DiffusionForcingPipeline": "SkyReelsV2DiffusionForcingImageToVideoPipeline",
+}
+# Image-to-video pipelines that hand the transformer the image's latents as extra input channels
+# (in_channels > out_channels), which is how I2V weights differ from T2V weights of one lineage.
+# A last frame there takes weights trained for it (first-and-last-frame: pos_embed_seq_len set).
+_IMAGE_CHANNEL_PIPELINES = frozenset({"WanImageToVideoPipeline", "CogVideoXImageToVideoPipeline"})
+# Markers that tell apart variants saved under one pipeline class (Wan 2.1, Wan 2.2 A14B and
+# TI2V, FLF2V): marker -> how the weights read (without it, with it).
+_VARIANT_WORDS: dict[str, tuple[str, str]] = {
+    "two_experts": ("one transformer", "two experts (Wan 2.2 A14B)"),
+    "expand_timesteps": ("no expand_timesteps", "expand_timesteps (Wan 2.2 TI2V)"),
+    "first_last_frame": ("no first-and-last-frame position embedding",
+                         "a first-and-last-frame position embedding (FLF2V)"),
+    "image_channels": ("text-to-video input channels", "image-to-video input channels"),
 }
 LOAD_OPTIONS = frozenset({"allow_cpu", "dtype", "cpu_offload", "group_offload", "vae_tiling",
                           "cache", "compile", "attention_backend", "mag_ratios", "revision"})
@@ -123,8 +136,9 @@ class DiffusersGenerator:
 
     def load(self, device: str = "cpu") -> None:
         """1. refuse a GPU model on a CPU-only worker unless allowed; 2. check the weights are
-        this model's (model_index.json) before loading anything; 3. load in bf16 on a GPU,
-        fp32 on a CPU; 4. place it on the device and apply memory and speed options."""
+        this model's (model_index.json, and for a folder the transformer's config.json) before
+        loading anything; 3. load in bf16 on a GPU, fp32 on a CPU; 4. place it on the device and
+        apply memory and speed options."""
         started = time.monotonic()
         if self.pipe is not None:
             return
@@ -201,19 +215,44 @@ class DiffusersGenerator:
         else:
             index_path = self._hub_index(weights)
             location = weights
-        try:
-            index = json.loads(Path(index_path).read_text())
-        except (OSError, ValueError) as exc:
-            raise GeneratorLoadError(f"model {self.spec.name}: cannot read {index_path}: "
-                                     f"{exc}") from exc
+        index = self._read_json(Path(index_path))
         found = index.get("_class_name")
-        accepted = {expected} | COMPATIBLE_PIPELINES.get(expected, frozenset())
-        if found not in accepted:
+        if not _accepts(self.spec, found):
             raise GeneratorLoadError(
                 f"model {self.spec.name}: the weights at {location} are a {found} pipeline, "
                 f"not {expected} — point `weights` at {self.spec.name}'s own folder "
                 f"({self.spec.repo or expected})")
+        if local:  # a hub id would cost a download of the transformer config: class check only
+            transformer = path / "transformer" / "config.json"
+            self._check_variant(location, found, _variant_of(
+                index, self._read_json(transformer) if transformer.is_file() else None))
         return location, local
+
+    def _read_json(self, path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise GeneratorLoadError(f"model {self.spec.name}: cannot read {path}: "
+                                     f"{exc}") from exc
+
+    def _check_variant(self, location: str, pipeline: str,
+                       found: dict[str, tuple[bool, str]]) -> None:
+        """Refuse weights of another variant saved under the same pipeline class (Wan 2.2
+        experts loaded as Wan 2.1 run as one half of the model; TI2V or FLF2V weights run with
+        the wrong conditioning), naming each marker that differs and the models that match."""
+        expected = _expected_variant(self.spec)
+        differ = [f"{shown}: {_VARIANT_WORDS[marker][has]}, where {self.spec.name} has "
+                  f"{_VARIANT_WORDS[marker][expected[marker]]}"
+                  for marker, (has, shown) in found.items() if has != expected[marker]]
+        if not differ:
+            return
+        matching = [spec.name for spec in CATALOG.values() if _accepts(spec, pipeline) and all(
+            has == _expected_variant(spec)[marker] for marker, (has, _) in found.items())]
+        raise GeneratorLoadError(
+            f"model {self.spec.name}: the weights at {location} are another {pipeline} model "
+            f"({'; '.join(differ)}) — point `weights:` at {self.spec.name}'s own folder "
+            f"({self.spec.repo or self.spec.pipeline}), or pick the model these weights are: "
+            f"{', '.join(matching) or 'none in the catalog'}")
 
     def _hub_index(self, repo: str) -> str:
         try:
@@ -601,6 +640,43 @@ def _check_text_cleaner(pipeline_class, model: str) -> None:
     except NameError as exc:
         raise GeneratorLoadError(f"model {model}: {pipeline_class.__name__} cannot clean "
                                  f"prompts ({exc}) — pip install ftfy") from None
+
+
+def _accepts(spec: ModelSpec, pipeline: str | None) -> bool:
+    """Whether weights saved as `pipeline` load into the model's pipeline class."""
+    return pipeline == spec.pipeline or pipeline in COMPATIBLE_PIPELINES.get(spec.pipeline or "",
+                                                                             frozenset())
+
+
+def _variant_of(index: dict[str, Any],
+                transformer: dict[str, Any] | None) -> dict[str, tuple[bool, str]]:
+    """What a weights folder holds: marker -> (set?, the field and value that say so). Markers
+    the folder cannot show (no transformer config, as in SVD's UNet) are left out."""
+    second = index.get("transformer_2")
+    found = {
+        "two_experts": (bool(second and second[0]), f"model_index.json transformer_2={second}"),
+        "expand_timesteps": (bool(index.get("expand_timesteps")),
+                             f"model_index.json expand_timesteps={index.get('expand_timesteps')}"),
+    }
+    if transformer is not None:
+        length = transformer.get("pos_embed_seq_len")
+        found["first_last_frame"] = (length is not None,
+                                     f"transformer/config.json pos_embed_seq_len={length}")
+        channels_in, channels_out = transformer.get("in_channels"), transformer.get("out_channels")
+        if isinstance(channels_in, int) and isinstance(channels_out, int):
+            found["image_channels"] = (channels_in > channels_out,
+                                       f"transformer/config.json in_channels={channels_in} "
+                                       f"(out_channels={channels_out})")
+    return found
+
+
+def _expected_variant(spec: ModelSpec) -> dict[str, bool]:
+    """The markers a catalog entry's weights carry (see _VARIANT_WORDS)."""
+    image_channels = spec.pipeline in _IMAGE_CHANNEL_PIPELINES
+    return {"two_experts": "boundary_ratio" in spec.extra,
+            "expand_timesteps": bool(spec.extra.get("expand_timesteps")),
+            "first_last_frame": image_channels and spec.can(Ability.LAST_IMAGE),
+            "image_channels": image_channels}
 
 
 def _sharing_components(cls, pipe) -> Any:

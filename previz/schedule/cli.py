@@ -237,7 +237,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"id": result.submission_id, "status": result.status,
                           "existing": result.existing, "slot": result.slot.isoformat(),
-                          "deadline": result.deadline.isoformat(),
+                          "deadline": result.deadline.isoformat(), "late": result.late,
                           "address": result.address}, indent=2))
         return EXIT_OK
     if result.existing:
@@ -249,6 +249,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(f"submitted: {result.submission_id} ({result.status}) for the {_when(result.slot)} "
               f"slot, deadline {_when(result.deadline)}")
+        if result.late:
+            print("the deadline has passed: rendering at full quality, with no deadline")
     print(f"follow it with: previz logs {result.submission_id} --follow --address "
           f"{result.address}")
     return EXIT_OK

@@ -55,6 +55,7 @@ class JobRun:
     slot: datetime
     deadline: datetime
     address: str
+    late: bool = False  # submitted after the slot's deadline: rendered with no deadline
 
 
 def run_job(job: Job, *, slot: datetime | None = None, address: str | None = None,
@@ -66,7 +67,9 @@ def run_job(job: Job, *, slot: datetime | None = None, address: str | None = Non
     3. connect to the cluster's Jobs API;
     4. if the slot was already submitted, report that job and stop;
     5. submit: one Ray job rendering the storyboards in turn, carrying the slot, the deadline
-       and the webhooks to its render.
+       and the webhooks to its render. A slot run after its deadline (a missed night, run by
+       hand in the morning) renders at full quality with no deadline: keeping a deadline that
+       has passed would publish nothing but placeholders.
     A failure in steps 2-5 notifies the job's webhooks (event `failed`) and is raised again, so
     the scheduler that fired the command records a non-zero exit; the deliveries ride on the
     exception as `notified`.
@@ -75,6 +78,7 @@ def run_job(job: Job, *, slot: datetime | None = None, address: str | None = Non
     deadline = job.deadline_for(chosen)
     job_id = submission_id_for(job, chosen)
     address = address or job.spec.cluster
+    late = deadline <= (now or datetime.now(timezone.utc))
     try:
         plans = plans_for(job)
         client = _client(address)
@@ -84,7 +88,7 @@ def run_job(job: Job, *, slot: datetime | None = None, address: str | None = Non
         root = storyboard_root(job)
         try:
             client.submit_job(
-                entrypoint=render_entrypoint(job, deadline, root),
+                entrypoint=render_entrypoint(job, None if late else deadline, root),
                 submission_id=job_id,
                 runtime_env={"working_dir": str(root), "excludes": _EXCLUDES,
                              "env_vars": job_environment(job, chosen, deadline, job_id)},
@@ -101,7 +105,7 @@ def run_job(job: Job, *, slot: datetime | None = None, address: str | None = Non
         deliveries = _notify_failure(job, chosen, deadline, job_id, error, notify_options)
         error.notified = tuple(deliveries)  # type: ignore[attr-defined]
         raise
-    return JobRun(job_id, "PENDING", False, chosen, deadline, address)
+    return JobRun(job_id, "PENDING", False, chosen, deadline, address, late)
 
 
 def slot_for(job: Job, *, slot: datetime | None = None, now: datetime | None = None) -> datetime:

@@ -122,7 +122,17 @@ class CutDraft:
             published_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         data = (json.dumps(body, indent=2, sort_keys=True) + "\n").encode()
-        self.store.put_bytes(self.version.key(MANIFEST_NAME), data, create_only=True)
+        try:
+            self.store.put_bytes(self.version.key(MANIFEST_NAME), data, create_only=True)
+        except StoreError as error:
+            # A write whose reply was lost may still have landed: if our manifest is there, the
+            # version is published and must not be cleaned up as if it never was.
+            try:
+                landed = self._stored_manifest() == data
+            except StoreError:
+                raise error from None
+            if not landed:
+                raise
         self._published = replace(
             self.version, edit_key=edit_key, files=tuple(sorted(self._uploaded))
         )
@@ -134,6 +144,14 @@ class CutDraft:
         if self._published is not None:
             raise StoreError(f"{self.store.uri}: {self.version.prefix} is published; it stays")
         try:
+            # A manifest that landed although its write failed publishes the version: readers
+            # see it, so its media stays (as everything does when the check itself fails).
+            if self._stored_manifest() is not None:
+                raise StoreError(
+                    f"{self.store.uri}: {self.version.prefix}{MANIFEST_NAME} is in the store "
+                    "although its write failed, so the version stays — check it and remove the "
+                    "version by hand if it is not wanted"
+                )
             for name in list(self._uploaded):
                 self.store.delete(self.version.key(name))
                 del self._uploaded[name]
@@ -160,6 +178,10 @@ class CutDraft:
     ) -> None:
         if self._published is None:
             self.abandon()
+
+    def _stored_manifest(self) -> bytes | None:
+        found = self.store.get_tagged(self.version.key(MANIFEST_NAME))
+        return found[0] if found else None
 
     def _check_open(self) -> None:
         if self._published is not None:

@@ -339,49 +339,53 @@ class S3Store:
 
     @property
     def conditional_writes(self) -> bool:
-        """Whether the service honours If-None-Match / If-Match (probed once per bucket)."""
+        """Whether the service honours If-None-Match and If-Match (probed once per bucket)."""
         mode = self.settings.conditional_writes
         if mode != "auto":
             return mode == "on"
         cache_key = (self.endpoint, self.bucket)
         with _probe_lock:
             if cache_key not in _probed:
-                _probed[cache_key] = self._probe()
-                if not _probed[cache_key] and cache_key not in _warned:
+                ignored = self._probe()
+                _probed[cache_key] = ignored is None
+                if ignored is not None and cache_key not in _warned:
                     _warned.add(cache_key)
                     log.warning(
-                        "%s: the S3 service at %s ignores conditional writes (If-None-Match); "
+                        "%s: the S3 service at %s ignores conditional writes (%s); "
                         "using lock objects with a %gs lease instead",
                         self.uri,
                         redact(self.endpoint),
+                        ignored,
                         self.settings.lock_lease_s,
                     )
             return _probed[cache_key]
 
-    def _probe(self) -> bool:
+    def _probe(self) -> str | None:
+        """The condition header the service ignores, or None when it honours both."""
         key = f".previz-probe/{uuid.uuid4().hex}"
         full = self._full(key)
+
+        def status(body: bytes, **condition: str) -> int:
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=full, Body=body, **condition)
+            except ClientError as error:
+                if _is_precondition(error):
+                    return 412
+                if _status(error) in (400, 501):
+                    return 501  # the header itself is not understood
+                raise
+            return 200
+
         try:
             with self._errors("probe conditional writes with", key):
-                try:
-                    self._client.put_object(
-                        Bucket=self.bucket, Key=full, Body=b"1", IfNoneMatch="*"
-                    )
-                except ClientError as error:
-                    if _is_precondition(error):
-                        return True  # a retried first put already created it: honoured
-                    if _status(error) in (400, 501):
-                        return False  # the header itself is not understood
-                    raise
-                try:
-                    self._client.put_object(
-                        Bucket=self.bucket, Key=full, Body=b"2", IfNoneMatch="*"
-                    )
-                except ClientError as error:
-                    if _is_precondition(error):
-                        return True
-                    raise
-                return False
+                # 412 on the first create: a retry found the object its first try made.
+                if status(b"1", IfNoneMatch="*") == 501 or status(b"2", IfNoneMatch="*") != 412:
+                    return "If-None-Match"
+                # Create-only alone is not enough: latest.json moves by compare-and-swap, and a
+                # stale If-Match that goes through would move it backward.
+                if status(b"3", IfMatch=f'"{uuid.uuid4().hex}"') != 412:
+                    return "If-Match"
+                return None
         finally:
             with contextlib.suppress(StoreError, BotoCoreError, ClientError):
                 self._client.delete_object(Bucket=self.bucket, Key=full)

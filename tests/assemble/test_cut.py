@@ -6,6 +6,7 @@ import json
 import subprocess
 from fractions import Fraction
 
+import av
 import opentimelineio as otio
 import pytest
 from assemble_support import RECORD_START, SOURCE_START, build_cut, decode, mean_abs_diff
@@ -15,14 +16,16 @@ from synth import level_of, picture_level, read_code
 
 from previz.assemble import (
     AssembleError,
+    AssembleOptions,
     TakeMedia,
+    cut_edit_key,
     cut_from_takes,
     read_cut_file,
     read_video_track,
     timeline_clips,
 )
 from previz.assemble.edit import frame_layers
-from previz.media.encode import ffmpeg_exe
+from previz.media.encode import DNXHR_HQ, PRORES_422, ffmpeg_exe
 
 LAYOUT = [(30, None), (23, "dissolve 6"), (31, None), (17, "fade 4"), (20, None)]
 FAILED, MISSING = 1, 3
@@ -105,6 +108,32 @@ def test_the_version_folder_holds_every_file_media_first(tmp_path):
         assert sheet.format == "JPEG" and sheet.width >= 3 * 320
     # nothing is left beside the version folder
     assert [p.name for p in (tmp_path / "work").iterdir()] == ["v001"]
+
+
+@pytest.mark.parametrize("codec, name, pix_fmt", [(PRORES_422, "prores", "yuv422p10le"),
+                                                  (DNXHR_HQ, "dnxhd", "yuv422p")])
+def test_editorial_media_sits_beside_each_shot_for_relinking_by_name(tmp_path, codec, name,
+                                                                     pix_fmt):
+    plan, takes, cut = build_cut(tmp_path, [(30, None), (24, "dissolve 6"), (30, None)],
+                                 failed=[2], review=False, editorial=codec)
+    names = list(cut.files)
+    for shot in cut.shots:  # a take's media, and the placeholder's, each as MOV
+        mov = cut.folder / f"{shot.media.rsplit('.', 1)[0]}.mov"
+        assert names.index(mov.name) < names.index(cut.otio.name)  # media before cut files
+        with av.open(str(mov)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == name
+            assert stream.codec_context.format.name == pix_fmt
+            assert stream.metadata.get("timecode") == _source_timecode(plan.fps_fraction)
+        moved, original = decode(mov)["images"], decode(cut.folder / shot.media)["images"]
+        assert len(moved) == len(original) == shot.frames
+        middle = shot.frames // 2
+        assert mean_abs_diff(moved[middle], original[middle]) < 3  # the same picture
+    # clip names are the media's names: the .mov files relink to them by name
+    clips = [c[0] for c in timeline_clips(read_cut_file(cut.otio, plan.fps_fraction))]
+    assert {c.rsplit(".", 1)[0] for c in clips} <= {p.stem for p in cut.folder.glob("*.mov")}
+    # a version with editorial media is another version than one without
+    assert cut_edit_key(plan, takes, AssembleOptions(review=False)) != cut.edit_key
 
 
 def test_takes_that_do_not_fit_the_plan_are_all_named_and_nothing_is_written(tmp_path):

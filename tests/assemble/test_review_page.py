@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import shutil
 import sys
 import urllib.request
@@ -188,7 +187,7 @@ def test_markup_in_prompts_notes_and_errors_is_shown_as_text(browser, local_cut)
     assert browser.execute_script("return typeof window.__pwned") == "undefined"
 
 
-def test_the_cut_plays_and_a_screenshot_is_kept(browser, local_cut, tmp_path):
+def test_the_cut_plays_and_a_screenshot_is_kept(browser, local_cut, artifacts):
     plan, cut = local_cut
     open_page(browser, cut.review_page.as_uri())
     shot = plan.shots[2]
@@ -200,14 +199,10 @@ def test_the_cut_plays_and_a_screenshot_is_kept(browser, local_cut, tmp_path):
     assert now < float(Fraction(cut.manifest["cut"]["slate_frames"] + shot.record_out)
                        / plan.fps_fraction)
     browser.execute_script("window.scrollTo(0, 0)")
-    picture = tmp_path / "review.png"
+    picture = artifacts / "review.png"
     assert browser.save_screenshot(str(picture))
     with Image.open(picture) as image:
         assert image.format == "PNG" and image.width >= 1000
-    if os.environ.get("PREVIZ_ARTIFACTS"):
-        artifacts = Path(__file__).resolve().parents[2] / "test-artifacts"
-        artifacts.mkdir(exist_ok=True)
-        shutil.copyfile(picture, artifacts / "review.png")
 
 
 def publish_to_s3(bucket_name: str, folder: Path):

@@ -103,6 +103,29 @@ def test_always_failing_shot_is_reported_after_its_retries(ray_cluster, tmp_path
     assert sum(s.status == "rendered" for s in report.shots) == 4
 
 
+def test_a_worker_that_fails_different_shots_is_retired(ray_cluster, tmp_path):
+    # One GPU worker; three different shots fail on their first attempt. The worker that
+    # failed them all takes no more work: a fresh one renders every shot.
+    faults = ", ".join(f"{{shot: {shot}, attempt: 1, kind: raise}}"  # one take each
+                       for shot in ("SH0010", "SH0020", "SH0050"))
+    plan = plan_for(synthetic_board(
+        tmp_path, SIX_SHOTS, options=f"{{gpus: 1, seconds_per_frame: 0.01, faults: [{faults}]}}"))
+    settings = EngineSettings(max_gpu_workers=1, retire_after_failures=3)
+    report = render_plan(plan, str(tmp_path / "store"), settings=settings)
+    assert report.complete, [(s.id, s.error) for s in report.shots]
+    failed = [a for a in report.attempts if a["outcome"] == "failed"]
+    assert {a["shot"] for a in failed} == {"SH0010", "SH0020", "SH0050"}
+    retired = {a["worker"] for a in failed}
+    assert len(retired) == 1
+    # After its third failure it only finishes what was already queued on it (one task).
+    last_failure = max(a["finished_at"] for a in failed)
+    after = [a for a in report.attempts if a["started_at"] >= last_failure]
+    assert len([a for a in after if a["worker"] in retired]) <= settings.queue_depth - 1
+    last = max(failed, key=lambda a: a["finished_at"])["shot"]
+    retried = [a for a in report.attempts if a["shot"] == last and a["outcome"] == "ok"]
+    assert [a["worker"] in retired for a in retried] == [False]
+
+
 def test_out_of_memory_is_retried_with_offload(ray_cluster, tmp_path):
     plan = plan_for(synthetic_board(
         tmp_path, "- {id: SH0010, duration: 12f, prompt: x}\n",

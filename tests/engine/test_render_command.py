@@ -96,7 +96,8 @@ def test_render_reports_invalid_input_with_exit_2(ray_cluster, tmp_path, capsys)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_stopped_render_cancels_running_shots_and_keeps_finished_takes(ray_cluster, tmp_path,
                                                                         signum):
-    board = synthetic_board(tmp_path, SIX_SHOTS, options="{gpus: 1, seconds_per_frame: 0.1}")
+    # Shots of 2-9 s: when the second take is published, others are still rendering.
+    board = synthetic_board(tmp_path, SIX_SHOTS, options="{gpus: 1, seconds_per_frame: 0.3}")
     plan = plan_from_storyboard(load_storyboard(board))
     store_uri = str(tmp_path / "store")
     render = subprocess.Popen(

@@ -241,13 +241,19 @@ def test_folder_that_is_not_a_pipeline(tmp_path):
         generator.load("cpu")
 
 
-def test_weights_of_another_family_are_refused_before_loading(tiny_weights, monkeypatch):
+def forbid_loading(monkeypatch) -> None:
+    """Make loading any Wan pipeline fail the test: wrong weights must be refused before."""
     import diffusers
 
     def never(*args, **kwargs):
         raise AssertionError("from_pretrained must not run on the wrong weights")
 
-    monkeypatch.setattr(diffusers.WanPipeline, "from_pretrained", never)
+    for name in ("WanPipeline", "WanImageToVideoPipeline"):
+        monkeypatch.setattr(getattr(diffusers, name), "from_pretrained", never)
+
+
+def test_weights_of_another_family_are_refused_before_loading(tiny_weights, monkeypatch):
+    forbid_loading(monkeypatch)
     folder = tiny_weights("ltx")
     generator = create_generator(model_spec(T2V), weights=str(folder),
                                  options={"allow_cpu": True})
@@ -256,6 +262,33 @@ def test_weights_of_another_family_are_refused_before_loading(tiny_weights, monk
     message = str(raised.value)
     assert all(part in message for part in (T2V, str(folder), "LTXConditionPipeline",
                                             "WanPipeline"))
+
+
+@pytest.mark.parametrize("model, weights, transformer_from, field", [
+    (T2V, "wan22_t2v", None, "transformer_2"),  # Wan 2.2 A14B: two experts
+    (T2V, "wan_ti2v", None, "expand_timesteps"),  # Wan 2.2 TI2V
+    (I2V, "wan_flf2v", None, "pos_embed_seq_len"),  # first-and-last-frame
+    ("wan2.2-t2v-a14b", "wan_t2v", None, "transformer_2"),  # would run as a single expert
+    (FLF, "wan_i2v", None, "pos_embed_seq_len"),  # no last frame training
+    (T2V, "wan_t2v", "wan_i2v", "in_channels"),  # an I2V transformer dropped into a T2V folder
+], ids=["a14b-as-2.1", "ti2v-as-2.1", "flf2v-as-i2v", "2.1-as-a14b", "i2v-as-flf2v",
+        "i2v-transformer-as-t2v"])
+def test_weights_of_another_variant_are_refused_before_loading(
+        tiny_weights, monkeypatch, tmp_path, model, weights, transformer_from, field):
+    forbid_loading(monkeypatch)
+    folder = tiny_weights(weights)
+    if transformer_from:
+        folder = shutil.copytree(folder, tmp_path / weights)
+        shutil.rmtree(folder / "transformer")
+        shutil.copytree(tiny_weights(transformer_from) / "transformer", folder / "transformer")
+    generator = create_generator(model_spec(model), weights=str(folder),
+                                 options={"allow_cpu": True})
+    with pytest.raises(GeneratorLoadError) as raised:
+        generator.load("cpu")
+    message = str(raised.value)
+    assert all(part in message for part in (f"model {model}:", str(folder), field,
+                                            "point `weights:`")), message
+    assert generator.pipe is None
 
 
 def test_gpu_model_is_refused_on_a_cpu_worker(tiny_weights):

@@ -34,6 +34,7 @@ def test_run_twice_for_one_slot_submits_once(previz, ray_head, tmp_path, monkeyp
         created.append(job_id)
         assert f"submitted: {job_id} (PENDING) for the Mon 2025-01-13 19:30 GMT slot" in first.out
         assert "deadline Tue 2025-01-14 07:00 GMT" in first.out
+        assert "the deadline has passed: rendering at full quality" in first.out
 
         second = previz("jobs", "run", path, "--slot", "2025-01-13T19:30:00+00:00")
         assert second.code == 0, second.err
@@ -42,14 +43,21 @@ def test_run_twice_for_one_slot_submits_once(previz, ray_head, tmp_path, monkeyp
         ours = [j for j in client.list_jobs() if (j.metadata or {}).get("job") == "test-nightly"]
         assert [j.submission_id for j in ours] == [job_id]
         info = client.get_job_info(job_id)
-        assert info.entrypoint == (f"previz render board.yaml --store {store} --json "
-                                   "--deadline 2025-01-14T07:00+00:00")
+        assert info.entrypoint == f"previz render board.yaml --store {store} --json"
         assert info.metadata["slot"] == "2025-01-13T19:30:00+00:00"
         assert info.metadata["deadline"] == "2025-01-14T07:00:00+00:00"
         assert info.metadata["priority"] == "high" and info.metadata["previz"] == "1"
         assert info.metadata["project"] == "TEST" and info.metadata["sequence"] == "SQ020"
         env = info.runtime_env["env_vars"]
         assert env["PREVIZ_JOB"] == "test-nightly" and env["PREVIZ_JOB_SUBMISSION"] == job_id
+
+        # A slot whose deadline is still ahead renders against it.
+        ahead = previz("jobs", "run", path, "--slot", "2030-01-14T19:30", "--json")
+        assert ahead.code == 0, ahead.err
+        created.append(json.loads(ahead.out)["id"])
+        assert json.loads(ahead.out)["late"] is False
+        assert client.get_job_info(created[-1]).entrypoint == (
+            f"previz render board.yaml --store {store} --json --deadline 2030-01-15T07:00+00:00")
 
         # Without --slot: the latest fire time, the same slot however often it is triggered.
         latest = [previz("jobs", "run", path, "--json") for _ in range(2)]

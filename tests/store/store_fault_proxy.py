@@ -3,7 +3,8 @@
 Faults are drawn from a seeded RNG (deterministic sequence) on a share of requests: connection
 resets before or after the request reaches the service, 500/503 replies and slow replies. A
 `rule` can force a fault for chosen requests (403 AccessDenied, 507 full …), and
-`strip_conditions` removes If-None-Match/If-Match to imitate a service that ignores them.
+`strip_conditions` removes If-None-Match/If-Match to imitate a service that ignores them
+(`strip_headers` removes only the named ones: a service that honours one but not the other).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class FaultProxy:
         kinds: tuple[str, ...] = RANDOM_FAULTS,
         slow_s: float = 0.3,
         strip_conditions: bool = False,
+        strip_headers: tuple[str, ...] = (),
         rule: Rule | None = None,
     ):
         parts = urlsplit(upstream)
@@ -60,7 +62,9 @@ class FaultProxy:
         self.rate = rate
         self.kinds = kinds
         self.slow_s = slow_s
-        self.strip_conditions = strip_conditions
+        self.strip = {name.lower() for name in strip_headers}
+        if strip_conditions:
+            self.strip |= {"if-none-match", "if-match"}
         self.rule = rule
         self.injected: Counter[str] = Counter()
         self.requests = 0
@@ -125,11 +129,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._reset()
         if fault in _ERRORS:
             return self._error(*_ERRORS[fault])
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
-        if proxy.strip_conditions:
-            headers = {
-                k: v for k, v in headers.items() if k.lower() not in ("if-none-match", "if-match")
-            }
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP | proxy.strip}
         if body or self.command in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
         upstream = http.client.HTTPConnection(*proxy.upstream, timeout=60)

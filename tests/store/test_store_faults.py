@@ -27,6 +27,10 @@ from previz.store import (
 TAKES = 100  # media + json each: 200 objects
 
 
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def key_of(index: int) -> str:
     return hashlib.sha256(f"take {index}".encode()).hexdigest()
 
@@ -186,6 +190,44 @@ def test_store_fails_mid_publish(
     # Once the store recovers, publishing carries on (the orphan media is adopted).
     publish_take(store, key_of(9), media("late.mp4"), {})
     assert publish_cut(store, "LIGHTHOUSE", "SQ010", files, {}, "edit-2").version >= 2
+
+
+@pytest.mark.parametrize(
+    ("methods", "succeeds"),
+    [
+        (("PUT",), True),  # the stored manifest can be read back: ours, so published
+        (("PUT", "GET", "HEAD"), False),  # it cannot: the version may be visible, media stays
+    ],
+)
+def test_manifest_stored_but_its_reply_lost(open_s3, make_proxy, media, methods, succeeds) -> None:
+    # Every try of the manifest write reaches the service and then loses its reply.
+    clean = open_s3()
+    trip = Trip("reset_after", methods, suffix="manifest.json")
+    trip.armed = True
+    proxy = make_proxy(rule=trip)
+    store = open_s3(proxy.url, AWS_MAX_ATTEMPTS="2")
+    files = {"SQ010_previz_{version}.mp4": media("cut.mp4", 20_000), "cut.otio": media("c.otio")}
+    try:
+        cut = publish_cut(store, "LIGHTHOUSE", "SQ010", files, {}, "edit-1")
+    except StoreError:
+        cut = None
+    assert proxy.injected["reset_after"] >= 2
+
+    # Either published whole, or not visible at all.
+    visible = published_versions(clean, "LIGHTHOUSE", "SQ010")
+    if visible:
+        assert visible == [1]
+        manifest = read_manifest(clean, "LIGHTHOUSE", "SQ010", 1)
+        assert sorted(manifest["files"]) == ["SQ010_previz_v001.mp4", "cut.otio"]
+        for name, path in zip(manifest["files"], files.values(), strict=True):
+            info = clean.stat(f"LIGHTHOUSE/SQ010/v001/{name}")
+            assert info is not None, f"{name} gone from a visible version"
+            assert info.sha256 == manifest["files"][name]["sha256"] == sha256_of(path), name
+    else:
+        assert cut is None and clean.list("LIGHTHOUSE/") == []
+    assert (cut is not None) == succeeds
+    if succeeds:
+        assert cut.version == 1 and latest_version(clean, "LIGHTHOUSE", "SQ010").version == 1
 
 
 def test_open_store_makes_no_request(aws_env) -> None:

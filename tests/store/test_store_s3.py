@@ -13,7 +13,14 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from previz.errors import EXIT_FAILURE, PrevizError
-from previz.store import AlreadyExists, StoreError, WriteConflict, open_store
+from previz.store import (
+    AlreadyExists,
+    StoreError,
+    WriteConflict,
+    latest_version,
+    open_store,
+    publish_cut,
+)
 from previz.store.s3 import S3Settings, S3Store
 
 from .store_support import raw_client
@@ -106,6 +113,25 @@ def test_fallback_keeps_create_only_and_compare_and_swap_safe(open_s3, make_prox
     with pytest.raises(WriteConflict):
         store.put_bytes("c/.claim", b"stale", if_match=tag)
     assert store.list("c/") == ["c/.claim"]  # no lock objects left behind
+
+
+def test_probe_detects_a_service_ignoring_only_if_match(open_s3, make_proxy, media, caplog) -> None:
+    # If-None-Match honoured, If-Match dropped: trusting the service would let a stale
+    # compare-and-swap move latest.json backward.
+    proxy = make_proxy(strip_headers=("If-Match",))
+    caplog.set_level(logging.WARNING, logger="previz.store")
+    clean = open_s3()
+    store = open_s3(proxy.url)
+    assert store.conditional_writes is False
+    warnings = [r.getMessage() for r in caplog.records if "ignores conditional" in r.getMessage()]
+    assert len(warnings) == 1 and "If-Match" in warnings[0], warnings
+    cut = media("cut.mp4", 5_000)
+    publish_cut(store, "LIGHTHOUSE", "SQ010", {"cut.mp4": cut}, {}, "edit-1")
+    pointer, stale = store.get_tagged("LIGHTHOUSE/SQ010/latest.json")
+    publish_cut(store, "LIGHTHOUSE", "SQ010", {"cut.mp4": cut}, {}, "edit-2")
+    with pytest.raises(WriteConflict):
+        store.put_bytes("LIGHTHOUSE/SQ010/latest.json", pointer, if_match=stale)
+    assert latest_version(clean, "LIGHTHOUSE", "SQ010").version == 2
 
 
 def test_fallback_lock_excludes_racing_threads(open_s3, make_proxy) -> None:
