@@ -105,3 +105,26 @@ def test_plan_and_validate_import_neither_torch_nor_ray():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert "HEAVY=\n" in result.stderr
+
+
+def test_render_refuses_a_deadline_that_is_not_a_time(tmp_path):
+    result = previz("render", "storyboards/demo.yaml", "--store", str(tmp_path / "r"),
+                    "--deadline", "tomorrow morning")
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("--deadline: 'tomorrow morning' is not a time — write "
+                                     "07:00 (local) or 2026-11-22T07:00+00:00 (with its offset)")
+    assert not (tmp_path / "r").exists()
+
+
+def test_render_against_an_unreachable_cluster_fails_fast_in_one_line(tmp_path):
+    import socket
+
+    with socket.socket() as closed:  # a port nothing listens on once this block ends
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = previz("render", "storyboards/demo.yaml", "--store", str(tmp_path / "r"),
+                    "--address", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--address 127.0.0.1:{port}: no Ray cluster answers there" in \
+        lines[0] and "leave --address out" in lines[0]

@@ -146,6 +146,7 @@ def _ray_connection(address: str | None) -> Iterator[None]:
     # Inside a Ray Job (previz submit) the job's cluster is in RAY_ADDRESS.
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
+        _check_reachable(address)
         _init_keeping_sigterm(address=address, logging_level="WARNING", log_to_driver=False)
         try:
             yield
@@ -167,6 +168,22 @@ def _ray_connection(address: str | None) -> Iterator[None]:
         else:
             os.environ["RAY_TMPDIR"] = previous
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail in seconds on a head that is not there: Ray itself keeps retrying for minutes."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    if "://" in address or not host or not port.isdigit():
+        return  # ray://, auto or a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()
+    except OSError as error:
+        raise PrevizError(
+            f"--address {address}: no Ray cluster answers there ({error.strerror or error}) — "
+            "check the head node's address and GCS port (6379 unless it was started with "
+            "another), or leave --address out to render on this machine") from None
 
 
 def _init_keeping_sigterm(**options: Any) -> None:
