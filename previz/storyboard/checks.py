@@ -229,13 +229,70 @@ def _checked_file(folder: Path, relative: str, kind: str) -> StoryboardFile:
         raise _FileProblem(
             f"is {size / 2**20:.1f} MB, over the {limit // 2**20} MB limit — use a smaller file"
         )
+    if kind == "audio":
+        if resolved.suffix.lower() not in AUDIO_SUFFIXES:
+            raise _FileProblem(
+                f"is not an audio file — use one of {', '.join(sorted(AUDIO_SUFFIXES))}"
+            )
+        _check_audio(resolved, relative)
+        return StoryboardFile(relative, str(resolved), _sha256_of(resolved), None)
     data = resolved.read_bytes()
-    pixels = None
-    if kind == "image":
-        pixels = _image_size(data)
-    elif resolved.suffix.lower() not in AUDIO_SUFFIXES:
-        raise _FileProblem(f"is not an audio file — use one of {', '.join(sorted(AUDIO_SUFFIXES))}")
+    pixels = _image_size(data)
     return StoryboardFile(relative, str(resolved), hashlib.sha256(data).hexdigest(), pixels)
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+AUDIO_PROBE_SECONDS = 30
+_AUDIO_FIX = "export it again as WAV, AIFF, FLAC, MP3 or AAC"
+
+
+def _check_audio(path: Path, relative: str) -> None:
+    """Decode the first second of the file's first audio stream with the ffmpeg binary the
+    assembly uses (not torch, not ray): a corrupt file, or one with no sound, is refused here
+    rather than at the end of a render, when the cut's picture is joined to the sound."""
+    import subprocess
+
+    from previz.media.encode import ffmpeg_exe  # lazily: numpy, only when there is audio
+
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+               "-map", "0:a:0", "-t", "1", "-ac", "1", "-ar", "8000", "-f", "s16le", "-"]
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=AUDIO_PROBE_SECONDS,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        raise _FileProblem(f"could not be decoded within {AUDIO_PROBE_SECONDS} s — "
+                           f"{_AUDIO_FIX}") from None
+    except OSError as error:
+        raise _FileProblem(f"could not be checked: ffmpeg did not start ({error.strerror}) — "
+                           "set PREVIZ_FFMPEG to an ffmpeg binary") from None
+    log = result.stderr.decode("utf-8", "replace")
+    if result.returncode != 0:
+        if "matches no streams" in log:
+            raise _FileProblem("has no audio stream (a picture-only video?) — name a sound "
+                               "file, or " + _AUDIO_FIX)
+        raise _FileProblem(f"is not a decodable audio file ({_ffmpeg_reason(log, path, relative)})"
+                           f" — {_AUDIO_FIX}")
+    if not result.stdout:
+        raise _FileProblem(f"holds no sound (it decodes to nothing) — {_AUDIO_FIX}")
+
+
+def _ffmpeg_reason(log: str, path: Path, relative: str) -> str:
+    """The last line of ffmpeg's log, without its `[demuxer @ 0x...]` prefix or the absolute
+    path, short enough for one line."""
+    lines = [line.strip() for line in log.replace(str(path), relative).splitlines()
+             if line.strip()]
+    if not lines:
+        return "ffmpeg could not read it"
+    reason = re.sub(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*", "", lines[-1])
+    reason = re.sub(r"^Error opening input files?:\s*", "", reason)
+    return reason[:160]
 
 
 def _image_size(data: bytes) -> tuple[int, int]:

@@ -5,12 +5,14 @@ A module, not conftest, so tests can import it by name (as the store tests do).
 
 from __future__ import annotations
 
+import wave
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 from conftest import make_plan, write_takes
 
 from previz.assemble import AssembleOptions, Cut, TakeMedia, cut_from_takes
@@ -70,6 +72,58 @@ def build_cut(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "
     options.setdefault("date", "2024-05-01")
     cut = cut_from_takes(plan, takes, folder / "work", options=AssembleOptions(**options))
     return plan, takes, cut
+
+
+TONE_AMPLITUDE = 8000  # of 32767: a 440 Hz tone at about -12 dBFS
+TONE_RMS = TONE_AMPLITUDE / 32768 / np.sqrt(2)
+
+
+def write_tone(path: Path, seconds: float, rate: int = 44100) -> Path:
+    """A mono 16-bit WAV of a 440 Hz tone: an audio bed whose every sample sounds."""
+    samples = np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * 440 / rate) * TONE_AMPLITUDE
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def decode_audio(path: Path) -> np.ndarray:
+    """The first audio stream's first channel as float samples, decoded with PyAV (which drops
+    the encoder's priming samples, so sample 0 is the picture's first frame; the tail runs on to
+    the end of the last AAC frame)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        assert stream.rate == 48000
+        chunks = [f.to_ndarray()[0] for f in container.decode(stream)]
+    return np.concatenate(chunks).astype(np.float64)
+
+
+SOUND_WINDOW = 48  # 1 ms at 48 kHz, far finer than a frame (1602 samples at 29.97 fps)
+
+
+def sound_span(samples: np.ndarray, threshold: float = 0.02) -> tuple[int, int]:
+    """(first, end) sample of the part that sounds: the first and past the last 1 ms window
+    whose RMS is over `threshold` (the test tone's RMS is 0.17; AAC's silence is 0)."""
+    usable = len(samples) // SOUND_WINDOW * SOUND_WINDOW
+    rms = np.sqrt((samples[:usable].reshape(-1, SOUND_WINDOW) ** 2).mean(axis=1))
+    loud = np.flatnonzero(rms > threshold)
+    assert loud.size, "no sound at all"
+    return int(loud[0]) * SOUND_WINDOW, (int(loud[-1]) + 1) * SOUND_WINDOW
+
+
+def assert_sound_between(samples: np.ndarray, start: int, end: int, total: int) -> None:
+    """The track sounds from sample `start` to `end` (to a window) and is silent elsewhere up
+    to `total`: the lead before the bed (the review copy's slate) and the padding past it."""
+    first, last = sound_span(samples[:total])
+    assert abs(first - start) <= SOUND_WINDOW, (first, start)
+    assert abs(last - end) <= SOUND_WINDOW, (last, end)
+    margin = 2048  # two AAC frames: the codec smears an abrupt edge this far at most
+    assert np.abs(samples[:max(0, start - margin)]).max(initial=0) < 1e-3  # silent lead
+    assert np.abs(samples[end + margin:total]).max(initial=0) < 1e-3  # silent padding
+    middle = samples[start + margin:end - margin]
+    assert np.sqrt((middle ** 2).mean()) == pytest.approx(TONE_RMS, rel=0.1)  # its level kept
 
 
 def region(image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:

@@ -9,8 +9,17 @@ from fractions import Fraction
 import av
 import opentimelineio as otio
 import pytest
-from assemble_support import RECORD_START, SOURCE_START, build_cut, decode, mean_abs_diff
-from conftest import make_plan, write_takes
+from assemble_support import (
+    RECORD_START,
+    SOURCE_START,
+    assert_sound_between,
+    build_cut,
+    decode,
+    decode_audio,
+    mean_abs_diff,
+    write_tone,
+)
+from conftest import RATES, make_plan, write_takes
 from PIL import Image
 from synth import level_of, picture_level, read_code
 
@@ -31,7 +40,7 @@ LAYOUT = [(30, None), (23, "dissolve 6"), (31, None), (17, "fade 4"), (20, None)
 FAILED, MISSING = 1, 3
 
 
-@pytest.mark.parametrize("fps", ["24", "29.97"])
+@pytest.mark.parametrize("fps", RATES)
 def test_a_shot_without_media_is_a_card_of_its_exact_length(tmp_path, fps):
     plan, _, cut = build_cut(tmp_path, LAYOUT, fps=fps, failed=[FAILED], missing=[MISSING],
                              errors={FAILED: "CUDA out of memory"}, review=False)
@@ -163,14 +172,13 @@ def _audio_samples(path) -> int:
 
 
 def test_an_audio_bed_lies_under_both_copies_and_is_a_track_of_the_cut_files(tmp_path):
-    from test_join import write_tone
-
     (tmp_path / "cut").mkdir()
     tone = write_tone(tmp_path / "cut" / "bed.wav", 1.3)
     plan, _, cut = build_cut(tmp_path / "cut", [(30, None), (24, "dissolve 6"), (30, None)],
                              fps="29.97", audio=tone)
     fps = plan.fps_fraction
     slate = cut.manifest["cut"]["slate_frames"]
+    assert slate > 0  # the default review copy has a slate
     bed = cut.folder / "SQ010_previz_v001_audio.wav"
     assert bed.is_file() and cut.manifest["roles"]["audio"] == bed.name
     assert list(cut.files).index(bed.name) < list(cut.files).index(cut.otio.name)
@@ -179,6 +187,12 @@ def test_an_audio_bed_lies_under_both_copies_and_is_a_track_of_the_cut_files(tmp
     assert _audio_samples(cut.media) == round(Fraction(plan.frames) / fps * 48000)
     assert len(decode(cut.review)["images"]) == slate + plan.frames
     assert _audio_samples(cut.review) == round(Fraction(slate + plan.frames) / fps * 48000)
+    # the bed (1.3 s) starts on the cut's first frame: at 0 in the cut, after the slate in the
+    # review copy; past its end, up to the picture's end (2.6 s), the padding is silent
+    bed_samples, cut_samples = round(1.3 * 48000), round(Fraction(plan.frames) / fps * 48000)
+    assert_sound_between(decode_audio(cut.media), 0, bed_samples, cut_samples)
+    lead = round(Fraction(slate) / fps * 48000)
+    assert_sound_between(decode_audio(cut.review), lead, lead + bed_samples, lead + cut_samples)
     # the .otio and the FCP XML carry it on an audio track from the first frame
     for path in (cut.otio, cut.xml):
         timeline = read_cut_file(path, fps)

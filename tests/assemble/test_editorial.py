@@ -9,6 +9,7 @@ import shutil
 import opentimelineio as otio
 import pytest
 from assemble_support import RECORD_START, SOURCE_START, build_cut, nominal_timecode
+from conftest import RATES
 
 from previz.assemble import read_cut_file, timeline_clips
 
@@ -21,7 +22,7 @@ PROMPTS = {0: "a lighthouse at dusk, waves <crashing> & gulls", 2: "the keeper's
 SUFFIXES = [".otio", ".edl", ".xml"]
 
 
-@pytest.fixture(scope="module", params=["23.976", "24", "29.97"])
+@pytest.fixture(scope="module", params=RATES)
 def edited(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"editorial-{request.param}")
     plan, _, cut = build_cut(folder, LAYOUT, fps=request.param, failed=[FAILED],

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import wave
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from assemble_support import assert_sound_between, decode_audio, write_tone
 from conftest import HEIGHT, RATES, WIDTH, write_takes
 from synth import level_of, picture_level, read_code, write_take
 
@@ -140,18 +140,9 @@ def test_fast_and_default_settings_join(plan_factory, tmp_path):
     assert report.encoded_frames == 0
 
 
-def write_tone(path: Path, seconds: float, rate: int = 44100) -> Path:
-    samples = (np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * 440 / rate) * 8000)
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(samples.astype("<i2").tobytes())
-    return path
-
-
-@pytest.mark.parametrize("seconds", [0.7, 9.0])
-def test_audio_bed_is_padded_or_trimmed_to_the_cut(plan_factory, tmp_path, seconds):
+@pytest.mark.parametrize(("seconds", "lead_frames"), [(0.7, 0), (0.7, 10), (9.0, 0)])
+def test_audio_bed_is_padded_or_trimmed_to_the_cut(plan_factory, tmp_path, seconds,
+                                                    lead_frames):
     tone = write_tone(tmp_path / "bed.wav", seconds)
     plan = plan_factory([(40, None), (33, "dissolve 6")], fps="29.97", audio=tone)
     assert plan.audio == str(tone.resolve())
@@ -159,9 +150,15 @@ def test_audio_bed_is_padded_or_trimmed_to_the_cut(plan_factory, tmp_path, secon
     out = tmp_path / "cut.mp4"
     from previz.assemble.assemble import _samples
 
+    lead = _samples(lead_frames, plan.fps_fraction)
     join_cut(plan, [t.path for t in takes.values()], out, scratch=tmp_path / "scratch",
-             audio=(Path(plan.audio), 0, _samples(plan.frames, plan.fps_fraction)))
+             audio=(Path(plan.audio), lead, _samples(plan.frames, plan.fps_fraction)))
     expected = round(Fraction(plan.frames) / plan.fps_fraction * 48000)
+    # the bed sounds from the lead (frame 0, or `lead_frames` in) for its own length, cut off
+    # at the picture's end; before it and past it the track is silent
+    samples = decode_audio(out)
+    assert len(samples) >= expected
+    assert_sound_between(samples, lead, min(lead + round(seconds * 48000), expected), expected)
     with av.open(str(out)) as container:
         audio = container.streams.audio[0]
         assert audio.rate == 48000 and audio.time_base == Fraction(1, 48000)

@@ -31,8 +31,8 @@ CENTRE = (0.25, 0.3, 0.75, 0.8)
 FLAG_BAND = (0.0, 0.025, 0.6, 0.09)  # beside the shot label, below a placeholder's red stripe
 
 
-@pytest.mark.parametrize(("fps", "slate_seconds"), [("23.976", 2.0), ("24", 1.0),
-                                                    ("29.97", 0.0)])
+@pytest.mark.parametrize(("fps", "slate_seconds"), [("23.976", 2.0), ("24", 1.0), ("25", 1.0),
+                                                    ("29.97", 0.0), ("30", 2.0)])
 def test_review_copy_is_the_slate_then_every_cut_frame(tmp_path, fps, slate_seconds):
     plan, _, cut = build_cut(tmp_path, [(30, None), (20, "dissolve 6"), (25, None)], fps=fps,
                              slate_seconds=slate_seconds)

@@ -2,7 +2,10 @@
 
 import os
 import time
+import wave
+from fractions import Fraction
 
+import numpy as np
 import pytest
 from PIL import Image
 from storyboard_text import BASE
@@ -202,3 +205,84 @@ def test_object_tags_are_refused(write_board):
 def test_duplicate_yaml_keys(write_board):
     message = only_problem(write_board(BASE.replace("fps: 24", "fps: 24\nfps: 25")))
     assert "duplicate key 'fps'" in message
+
+
+def write_tone(path, seconds: float, rate: int = 44100):
+    samples = np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * 440 / rate) * 8000
+    with wave.open(str(path), "wb") as handle:
+        handle.setnchannels(1)
+        handle.setsampwidth(2)
+        handle.setframerate(rate)
+        handle.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def with_audio(name: str) -> str:
+    return BASE.replace("fps: 24\n", f"fps: 24\naudio: sounds/{name}\n")
+
+
+def test_audio_bed_that_decodes_loads(write_board, board_dir):
+    (board_dir / "sounds").mkdir()
+    write_tone(board_dir / "sounds" / "bed.wav", 1.5)
+    board = load_storyboard(write_board(with_audio("bed.wav")))
+    assert board.audio == "sounds/bed.wav"
+    assert len(board.file("sounds/bed.wav").sha256) == 64
+
+
+def _text_as_wav(path):
+    path.write_text("this is a text file, not a recording\n" * 20)
+
+
+def _garbage_wav(path):
+    path.write_bytes(b"RIFF" + os.urandom(4000))
+
+
+def _truncated_wav(path):
+    write_tone(path, 1.0)
+    path.write_bytes(path.read_bytes()[:30])  # cut inside the header
+
+
+def _silent_wav(path):
+    write_tone(path, 0.0)  # a header and no samples
+
+
+def _video_without_sound(path):
+    from previz.media.encode import encode_take
+
+    video = path.with_suffix(".mp4")
+    encode_take(np.zeros((6, 32, 48, 3), np.uint8), Fraction(24), video, width=48, height=32)
+    video.rename(path)
+
+
+def _wrong_suffix(path):
+    write_tone(path, 1.0)
+
+
+@pytest.mark.parametrize("name, make, expect", [
+    ("notes.wav", _text_as_wav, "is not a decodable audio file"),
+    ("noise.wav", _garbage_wav, "is not a decodable audio file"),
+    ("cut_short.wav", _truncated_wav, "is not a decodable audio file"),
+    ("silence.wav", _silent_wav, "holds no sound"),
+    ("picture.m4a", _video_without_sound, "has no audio stream"),
+    ("bed.txt", _wrong_suffix, "is not an audio file"),
+])
+def test_audio_bed_that_does_not_decode_is_located(write_board, board_dir, name, make, expect):
+    (board_dir / "sounds").mkdir()
+    make(board_dir / "sounds" / name)
+    started = time.perf_counter()
+    message = only_problem(write_board(with_audio(name)))
+    assert time.perf_counter() - started < 5  # a probe, not a decode of the whole file
+    assert f"board.yaml:4:1: audio: 'sounds/{name}' {expect}" in message
+    assert " — " in message  # says the fix
+    detail = message.split(":4:1: ", 1)[1]
+    assert str(board_dir) not in detail  # names the storyboard's value, not a resolved path
+
+
+def test_audio_bed_over_the_size_limit(write_board, board_dir, monkeypatch):
+    from previz.storyboard import checks
+
+    (board_dir / "sounds").mkdir()
+    write_tone(board_dir / "sounds" / "long.wav", 15.0)  # 1.3 MB
+    monkeypatch.setattr(checks, "MAX_AUDIO_BYTES", 2**20)
+    message = only_problem(write_board(with_audio("long.wav")))
+    assert "board.yaml:4:1: audio: 'sounds/long.wav' is 1.3 MB, over the 1 MB limit" in message
