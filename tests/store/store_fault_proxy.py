@@ -1,10 +1,15 @@
 """A fault-injecting reverse proxy for tests: sits between boto3 and moto on loopback.
 
-Faults are drawn from a seeded RNG (deterministic sequence) on a share of requests: connection
-resets before or after the request reaches the service, 500/503 replies and slow replies. A
-`rule` can force a fault for chosen requests (403 AccessDenied, 507 full …), and
+Faults fall on a share of requests: connection resets before or after the request reaches the
+service, 500/503 replies, slow replies, and truncated replies (the headers and part of the body,
+then the connection closes). Each request's fate is drawn from an RNG seeded by the proxy's seed,
+the request (method, path without the bucket, random ids masked) and how many times that same
+request came before, so the faults are the same on every run, whatever order concurrent requests
+arrive in. A `rule` can force a fault for chosen requests (403 AccessDenied, 507 full …), and
 `strip_conditions` removes If-None-Match/If-Match to imitate a service that ignores them
 (`strip_headers` removes only the named ones: a service that honours one but not the other).
+A rule may also answer "corrupt": the whole body, with some bytes flipped (what a checksum must
+catch; never drawn at random, since TCP makes it rare on a real network).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import random
+import re
 import socket
 import struct
 import threading
@@ -23,7 +29,12 @@ from urllib.parse import urlsplit
 
 __all__ = ["FaultProxy", "RANDOM_FAULTS"]
 
-RANDOM_FAULTS = ("reset_before", "reset_after", "500", "503", "slow")
+RANDOM_FAULTS = ("reset_before", "reset_after", "500", "503", "slow", "truncate")
+# Random names in request paths (the test's bucket, uuid hex, multipart upload ids) would make the
+# draws differ from run to run.
+_BUCKET = re.compile(r"^/[^/?]*")
+_UUID_HEX = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+_UPLOAD_ID = re.compile(r"uploadId=[^&]*")
 _HOP = {
     "connection",
     "keep-alive",
@@ -67,8 +78,14 @@ class FaultProxy:
             self.strip |= {"if-none-match", "if-match"}
         self.rule = rule
         self.injected: Counter[str] = Counter()
+        # Replies actually cut short, by method (a reply without a body has nothing to cut).
+        self.truncated: Counter[str] = Counter()
+        # Every fault injected, in order: (fault, method, path).
+        self.faults: list[tuple[str, str, str]] = []
         self.requests = 0
-        self._random = random.Random(seed)
+        self.largest_body = 0  # the largest request body relayed (multipart parts stay small)
+        self.seed = seed
+        self._seen: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.proxy = self
@@ -94,11 +111,20 @@ class FaultProxy:
         with self._lock:
             self.requests += 1
             fault = self.rule(method, path) if self.rule else None
-            if fault is None and self.rate and self._random.random() < self.rate:
-                fault = self._random.choice(self.kinds)
+            if fault is None and self.rate:
+                request = f"{method} {_stable(path)}"
+                draw = random.Random(f"{self.seed}|{request}|{self._seen[request]}")
+                self._seen[request] += 1
+                if draw.random() < self.rate:
+                    fault = draw.choice(self.kinds)
             if fault:
                 self.injected[fault] += 1
+                self.faults.append((fault, method, path))
             return fault
+
+
+def _stable(path: str) -> str:
+    return _UPLOAD_ID.sub("uploadId=*", _UUID_HEX.sub("*", _BUCKET.sub("/bucket", path)))
 
 
 class _Server(ThreadingHTTPServer):
@@ -124,6 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _relay(self) -> None:
         proxy = self.server.proxy
         body = self._read_body()
+        with proxy._lock:
+            proxy.largest_body = max(proxy.largest_body, len(body))
         fault = proxy.decide(self.command, self.path)
         if fault == "reset_before":
             return self._reset()
@@ -153,8 +181,21 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
         self.send_header("Content-Length", length)
         self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+        if self.command == "HEAD":
+            return
+        if fault == "truncate":
+            # Promise the whole body, send part of it, then close (a clean FIN, not a reset).
+            self.close_connection = True
+            if data:
+                with proxy._lock:
+                    proxy.truncated[self.command] += 1
+            data = data[: len(data) // 2]
+        elif fault == "corrupt" and data:
+            flipped = bytearray(data)
+            for index in range(len(data) // 2, min(len(data), len(data) // 2 + 16)):
+                flipped[index] ^= 0xFF
+            data = bytes(flipped)
+        self.wfile.write(data)
 
     def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

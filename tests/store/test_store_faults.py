@@ -1,5 +1,5 @@
-"""S3 through a faulty network: publishes complete with intact content, and nothing half-written
-ever becomes visible. A store that fills up or turns read-only mid-publish fails cleanly."""
+"""S3 through a faulty network: publishes (large media in multipart) and downloads complete with
+intact content, and nothing half-written ever becomes visible. A store that fills up or turns read-only mid-publish fails cleanly."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ from previz.store import (
     read_take_record,
 )
 
+from .store_fault_proxy import RANDOM_FAULTS
+
 TAKES = 100  # media + json each: 200 objects
+MiB = 1024 * 1024
 
 
 def sha256_of(path: Path) -> str:
@@ -107,16 +110,107 @@ def test_publish_through_a_flaky_network(open_s3, make_proxy, media, tmp_path: P
 
     assert all(created)
     assert sum(proxy.injected.values()) >= 20, proxy.injected
-    assert {"reset_before", "reset_after", "500", "503", "slow"} <= set(proxy.injected)
+    assert set(RANDOM_FAULTS) <= set(proxy.injected), proxy.injected
     assert not observer.problems, observer.problems
-    # Everything arrived intact, exactly once, with nothing extra left behind.
+
+    # Everything reads back intact through the same faulty network (truncated replies included).
+    published = len(proxy.faults)
+
+    def fetch(key: str) -> tuple[str, str]:
+        record = read_take_record(flaky, key)
+        fetched = fetch_take_media(flaky, key, tmp_path / "back" / f"{key}.mp4")
+        return record["media"]["sha256"], sha256_of(fetched)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        fetched = dict(zip(sources, pool.map(fetch, sources), strict=True))
     for key, data in sources.items():
-        assert read_take_record(clean, key)["media"]["sha256"] == hashlib.sha256(data).hexdigest()
-        assert fetch_take_media(clean, key, tmp_path / "check.mp4").read_bytes() == data
+        digest = hashlib.sha256(data).hexdigest()
+        assert fetched[key] == (digest, digest), key
+    for number in range(1, 5):
+        manifest = read_manifest(flaky, "LIGHTHOUSE", "SQ010", number)
+        assert list(manifest["files"]) == [f"SQ010_previz_v{number:03d}.mp4"]
+        for name, entry in manifest["files"].items():
+            copy = flaky.get_file(f"LIGHTHOUSE/SQ010/v{number:03d}/{name}", tmp_path / name)
+            assert sha256_of(copy) == entry["sha256"] == sha256_of(cut_media), name
+    on_reads = {fault for fault, method, _ in proxy.faults[published:] if method == "GET"}
+    assert set(RANDOM_FAULTS) <= on_reads, proxy.faults[published:]
+    assert proxy.truncated["GET"] >= 3, proxy.truncated
+
+    # Exactly once, with nothing extra left behind.
     assert len(clean.list("takes/")) == 2 * TAKES
     assert published_versions(clean, "LIGHTHOUSE", "SQ010") == [1, 2, 3, 4]
     assert latest_version(clean, "LIGHTHOUSE", "SQ010").version == 4
     assert clean.list("") == sorted(clean.list("takes/") + clean.list("LIGHTHOUSE/"))
+
+
+class Forced:
+    """A proxy rule: each step `[fault, method, path fragment, times]` answers the first `times`
+    matching requests with `fault` (earlier steps first); other requests are left to chance."""
+
+    def __init__(self, *steps: tuple[str, str, str, int]):
+        self.steps = [list(step) for step in steps]
+
+    def __call__(self, method: str, path: str) -> str | None:
+        for step in self.steps:
+            fault, wanted, fragment, left = step
+            if left and method == wanted and fragment in path:
+                step[3] -= 1
+                return fault
+        return None
+
+
+@pytest.mark.slow
+def test_large_take_goes_multipart_through_a_flaky_network(
+    open_s3, make_proxy, media, tmp_path: Path
+) -> None:
+    big, stuck = key_of(1000), key_of(1001)
+    source = media("big.mp4", 11 * MiB + 4321)  # three 5 MiB parts, the last one short
+    digest = sha256_of(source)
+    forced = Forced(
+        ("503", "PUT", "partNumber=1", 1),
+        ("reset_after", "PUT", "partNumber=2", 1),  # stored, but the reply is lost: sent again
+        ("reset_after", "POST", f"{big}/take.mp4?uploadId=", 1),  # completed, reply lost
+        ("507", "PUT", f"{stuck}/take.json", 1),  # this take's json does not land: store full
+        ("truncate", "GET", "/take.json", 1),
+        ("truncate", "GET", "/take.mp4", 2),
+        ("corrupt", "GET", "/take.mp4", 1),  # whole length, wrong bytes: the sha256 catches it
+    )
+    clean = open_s3()
+    proxy = make_proxy(rate=0.15, seed=7, slow_s=0.2, rule=forced)
+    flaky = open_s3(proxy.url, AWS_MAX_ATTEMPTS="8", PREVIZ_S3_MULTIPART_CHUNK_MB="5")
+    (tmp_path / "seen").mkdir()
+    observer = Observer(clean, dict.fromkeys((big, stuck), source.read_bytes()), tmp_path / "seen")
+    observer.start()
+    try:
+        assert publish_take(flaky, big, source, {"seed": 1}).created
+        with pytest.raises(StoreError, match="the store is full"):
+            publish_take(flaky, stuck, source, {"seed": 2})
+    finally:
+        observer.stop.set()
+        observer.join()
+
+    assert not observer.problems, observer.problems
+    assert observer.seen_takes <= {big}
+    # Sent in parts no larger than the chunk (bounded memory), stored as one multipart object.
+    assert 5 * MiB <= proxy.largest_body <= 5 * MiB + 64 * 1024
+    media_key = f"takes/{big[:2]}/{big}/take.mp4"
+    assert clean.stat(media_key).tag.endswith('-3"')
+    # A take whose json never landed does not exist, though its media is stored.
+    assert not has_take(clean, stuck) and not has_take(flaky, stuck)
+    assert clean.list(f"takes/{stuck[:2]}/{stuck}/") == [f"takes/{stuck[:2]}/{stuck}/take.mp4"]
+
+    # Fetched back through the faulty network: truncated twice, corrupted once, still intact.
+    back = fetch_take_media(flaky, big, tmp_path / "back" / "big.mp4")
+    assert sha256_of(back) == digest == read_take_record(flaky, big)["media"]["sha256"]
+    assert all(step[3] == 0 for step in forced.steps), forced.steps
+    assert proxy.truncated["GET"] >= 3, proxy.truncated
+    assert {"reset_after", "503", "507", "truncate", "corrupt"} <= set(proxy.injected)
+
+    # Once the service recovers, the stuck take publishes by adopting the media already stored.
+    forced.steps = []
+    assert publish_take(flaky, stuck, source, {"seed": 2}).created
+    back = fetch_take_media(flaky, stuck, tmp_path / "back" / "stuck.mp4")
+    assert sha256_of(back) == digest
 
 
 class Trip:
