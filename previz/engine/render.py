@@ -7,6 +7,7 @@ costs one shot (retried elsewhere), and a rerun renders only what the store lack
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -22,6 +23,8 @@ from previz.errors import PrevizError
 from previz.plan.types import RenderPlan
 
 __all__ = ["render_plan", "RenderReport", "ShotOutcome", "EngineSettings", "RenderInterrupted"]
+
+log = logging.getLogger(__name__)
 
 # Worker-death errors: the process or its node is gone, so the shot is retried elsewhere.
 _LOST = ("ActorDiedError", "RayActorError", "ActorUnavailableError", "WorkerCrashedError",
@@ -755,8 +758,13 @@ class _Dispatcher:
         self._last_flush = time.time()
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             self._flush_ledger(force=True)
+        except Exception as error:  # noqa: BLE001 - the render's own outcome matters more
+            # Said, not raised: the takes are published either way, but a supervisor reading
+            # the ledger must know these attempts are missing from it.
+            log.warning("run %s: %d attempt(s) could not be added to the ledger (%s)",
+                        self.run_id, len(self._unflushed), _describe(error))
         for slot in self.slots:
             with contextlib.suppress(Exception):
                 self.ray.kill(slot.actor)

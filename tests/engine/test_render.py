@@ -182,6 +182,19 @@ def test_ledger_is_readable_as_parquet(ray_cluster, tmp_path):
     table = pq.read_table(str(tmp_path / "store" / "ledger"))
     assert table.num_rows == len(report.attempts)
     assert sum(table.column("frames").to_pylist()) == sum(a["frames"] for a in report.attempts)
+    assert sum(table.column("gpu_seconds").to_pylist()) == pytest.approx(report.gpu_seconds)
+
+
+def test_a_ledger_that_cannot_be_written_is_said_and_the_takes_stand(ray_cluster, tmp_path,
+                                                                     caplog):
+    plan = plan_for(synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: x}\n"))
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "ledger").write_text("a file where the ledger's folder belongs")
+    with caplog.at_level("WARNING", logger="previz.engine.render"):
+        report = render_plan(plan, str(store))
+    assert report.complete and has_take(open_store(str(store)), plan.shots[0].selected_take.key)
+    assert f"run {report.run_id}: 1 attempt(s) could not be added to the ledger" in caplog.text
 
 
 def test_settings_limit_attempts(ray_cluster, tmp_path):
