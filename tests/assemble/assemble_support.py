@@ -5,7 +5,6 @@ A module, not conftest, so tests can import it by name (as the store tests do).
 
 from __future__ import annotations
 
-import wave
 from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from audio_support import TONE_AMPLITUDE
 from conftest import make_plan, write_takes
 
 from previz.assemble import AssembleOptions, Cut, TakeMedia, cut_from_takes
@@ -74,19 +74,7 @@ def build_cut(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "
     return plan, takes, cut
 
 
-TONE_AMPLITUDE = 8000  # of 32767: a 440 Hz tone at about -12 dBFS
 TONE_RMS = TONE_AMPLITUDE / 32768 / np.sqrt(2)
-
-
-def write_tone(path: Path, seconds: float, rate: int = 44100) -> Path:
-    """A mono 16-bit WAV of a 440 Hz tone: an audio bed whose every sample sounds."""
-    samples = np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * 440 / rate) * TONE_AMPLITUDE
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(samples.astype("<i2").tobytes())
-    return path
 
 
 def decode_audio(path: Path) -> np.ndarray:

@@ -17,8 +17,8 @@ from assemble_support import (
     decode,
     decode_audio,
     mean_abs_diff,
-    write_tone,
 )
+from audio_support import write_tone
 from conftest import RATES, make_plan, write_takes
 from PIL import Image
 from synth import level_of, picture_level, read_code

@@ -9,7 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from assemble_support import assert_sound_between, decode_audio, write_tone
+from assemble_support import assert_sound_between, decode_audio
+from audio_support import write_tone
 from conftest import HEIGHT, RATES, WIDTH, write_takes
 from synth import level_of, picture_level, read_code, write_take
 

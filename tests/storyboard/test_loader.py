@@ -2,11 +2,11 @@
 
 import os
 import time
-import wave
 from fractions import Fraction
 
 import numpy as np
 import pytest
+from audio_support import write_tone
 from PIL import Image
 from storyboard_text import BASE
 
@@ -205,16 +205,6 @@ def test_object_tags_are_refused(write_board):
 def test_duplicate_yaml_keys(write_board):
     message = only_problem(write_board(BASE.replace("fps: 24", "fps: 24\nfps: 25")))
     assert "duplicate key 'fps'" in message
-
-
-def write_tone(path, seconds: float, rate: int = 44100):
-    samples = np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * 440 / rate) * 8000
-    with wave.open(str(path), "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
-        handle.setframerate(rate)
-        handle.writeframes(samples.astype("<i2").tobytes())
-    return path
 
 
 def with_audio(name: str) -> str:
