@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a cut must exist by then: 07:00 (next time it is 07:00 here) or "
                              "2026-11-22T07:00+00:00; shots that cannot finish in time are "
                              "rendered as drafts and upgraded by the next run")
+    render.add_argument("--deadline-fallback", default="draft", choices=("draft", "fewer-steps"),
+                        help="what a shot that cannot finish in time gets: the draft animatic "
+                             "(default), or its model at a quarter of the steps (at least 4; "
+                             "a draft when even that cannot finish)")
     render.add_argument("--editorial-media", default=None, choices=("prores422", "dnxhr-hq"),
                         help="also write each shot as ProRes 422 or DNxHR HQ MOV for Avid and "
                              "Premiere (same names as the cut files' clips, .mov)")
@@ -158,9 +162,13 @@ def _render(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    if args.deadline_fallback != "draft" and not args.deadline:
+        raise InvalidInput(f"--deadline-fallback {args.deadline_fallback}: only with --deadline "
+                           "— add --deadline 07:00, or drop it")
     deadline = parse_deadline(args.deadline) if args.deadline else None
     return render_storyboard(args.storyboard, store=args.store, address=args.address, only=only,
                              force=args.force, as_json=args.json, deadline=deadline,
+                             deadline_fallback=args.deadline_fallback,
                              editorial_media=args.editorial_media)
 
 

@@ -19,7 +19,8 @@ CUT_FILE_ROLES = ("review_copy", "otio", "edl", "xml", "contact_sheet")
 def render_storyboard(path: str, *, store: str | None = None, address: str | None = None,
                       only: list[str] | None = None, force: bool = False,
                       as_json: bool = False, deadline: float | None = None,
-                      editorial_media: str | None = None, settings: Any = None) -> int:
+                      deadline_fallback: str = "draft", editorial_media: str | None = None,
+                      settings: Any = None) -> int:
     """1. load; 2. plan; 3-4. render the missing takes; 5. assemble and publish the cut.
 
     A render started by a scheduled job notifies the job's webhooks at the end, whatever
@@ -29,9 +30,10 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
     from previz.engine.progress import make_display
     from previz.media.encode import CODECS
     from previz.plan import plan_from_storyboard
-    from previz.schedule.notify import notify_render_end
+    from previz.schedule.notify import announce_render_start, notify_render_end
     from previz.storyboard import load_storyboard
 
+    announce_render_start()
     plan = None
     try:
         plan = plan_from_storyboard(load_storyboard(path))
@@ -39,6 +41,7 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
         settings = settings or EngineSettings()
         if deadline is not None:
             settings.deadline = deadline
+            settings.deadline_fallback = deadline_fallback
             settings.deadline_reserve = assembly_seconds_estimate(plan)
         # On stderr, so --json keeps stdout to itself; a Ray job's log gets the plain lines.
         display = make_display(plan)

@@ -105,8 +105,20 @@ class _Shot:
 
     @property
     def draft(self) -> bool:
-        return self.status == "draft" or (self.take is not None and self.plan.fallback is not None
-                                          and self.take.key == self.plan.fallback.key)
+        """Shows a deadline's stand-in (the draft animatic or the fewer-steps take), not the
+        final take: marked wherever the shot appears, and upgraded by the next run."""
+        return self.status == "draft" or (self.take is not None and self.take.key in {
+            t.key for t in (self.plan.fallback, self.plan.reduced) if t is not None})
+
+    @property
+    def draft_label(self) -> str | None:
+        """DRAFT, or DRAFT 10/40 STEPS for a fewer-steps take."""
+        if not self.draft:
+            return None
+        steps, final = _task(self).steps, self.plan.selected_take.final_task.steps
+        if _task(self).generator != "draft" and steps < final:
+            return f"DRAFT {steps}/{final} STEPS"
+        return "DRAFT"
 
 
 def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
@@ -264,7 +276,7 @@ def _checked_shots(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
 
 
 def _take_of(shot: ShotPlan, given: TakeMedia, problems: list[str]) -> TakePlan:
-    candidates = list(shot.takes) + ([shot.fallback] if shot.fallback is not None else [])
+    candidates = list(shot.takes) + [t for t in (shot.fallback, shot.reduced) if t is not None]
     if given.key is None:
         if given.status == "draft" and shot.fallback is not None:
             return shot.fallback
@@ -516,8 +528,7 @@ def _label(shot: _Shot) -> cards.ShotLabel:
         return cards.ShotLabel(f"{shot.plan.id}", f"{shot.plan.model}  no take",
                                f"PLACEHOLDER — {shot.status.upper()}", failed=True)
     return cards.ShotLabel(f"{shot.plan.id}  t{shot.take.take}",
-                           f"{task.model}  seed {task.seed}",
-                           "DRAFT" if shot.draft else None)
+                           f"{task.model}  seed {task.seed}", shot.draft_label)
 
 
 def _task(shot: _Shot):
@@ -552,7 +563,7 @@ def _contact_sheet(shots: list[_Shot], thumbs: list[np.ndarray], fps: Fraction, 
     labels = []
     for shot in shots:
         take = f"t{shot.take.take}" if shot.take is not None else "placeholder"
-        flag = " DRAFT" if shot.draft else ""
+        flag = f" {shot.draft_label}" if shot.draft else ""
         flag = f" {shot.status.upper()}" if shot.placeholder else flag
         labels.append((f"{shot.plan.id}  {take}{flag}",
                        f"{shot.plan.frames}f · {float(shot.plan.frames / fps):.2f}s · "
@@ -576,7 +587,8 @@ def _cut_shot(shot: _Shot) -> CutShot:
         take_key=shot.take.key if shot.take else None, media=shot.media,
         model=task.model if shot.take else plan.model,
         generator=task.generator if shot.take else plan.generator,
-        seed=task.seed if shot.take else None, prompt=task.shot_prompt or plan.prompt,
+        seed=task.seed if shot.take else None, steps=task.steps if shot.take else None,
+        final_steps=plan.selected_take.final_task.steps, prompt=task.shot_prompt or plan.prompt,
         notes=plan.notes, error=shot.error if shot.placeholder else None,
         placeholder=shot.placeholder,
     )
@@ -593,11 +605,11 @@ def _page(plan: RenderPlan, shots: list[_Shot], cut_shots: list[CutShot],
         entries = [ReviewTake(t.take, t.seed, t.key, t.take == shot.plan.select, t.key == shown,
                               options.take_status.get(t.key, "unknown"))
                    for t in shot.plan.takes]
-        fallback = shot.plan.fallback
-        if fallback is not None and fallback.key == shown:
-            entries.append(ReviewTake(fallback.take, fallback.seed, fallback.key, False, True,
-                                      options.take_status.get(fallback.key, "draft"),
-                                      draft=True))
+        for stand_in in (shot.plan.fallback, shot.plan.reduced):
+            if stand_in is not None and stand_in.key == shown:
+                entries.append(ReviewTake(stand_in.take, stand_in.seed, stand_in.key, False, True,
+                                          options.take_status.get(stand_in.key, "draft"),
+                                          draft=shot.draft_label or "DRAFT"))
         takes.append(entries)
     player = f"{name}_review.mp4" if options.review else f"{name}.mp4"
     downloads = [("cut (mp4)", f"{name}.mp4")]

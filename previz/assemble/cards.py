@@ -130,7 +130,7 @@ class ShotLabel:
 
     top_left: str  # "SH0010  t2"
     bottom_left: str  # "wan2.1-t2v-1.3b  seed 1234"
-    flag: str | None = None  # "DRAFT" or "PLACEHOLDER"
+    flag: str | None = None  # "DRAFT", "DRAFT 10/40 STEPS" or "PLACEHOLDER — FAILED"
     failed: bool = False
 
 

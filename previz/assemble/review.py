@@ -41,7 +41,7 @@ class ReviewTake:
     selected: bool  # the storyboard's pick
     shown: bool  # the media in the cut
     status: str  # done, failed, blocked, skipped, unknown, draft
-    draft: bool = False
+    draft: str | None = None  # a deadline stand-in's label: DRAFT, DRAFT 10/40 STEPS
 
 
 _SCRIPT = """
@@ -154,7 +154,7 @@ def review_html(*, title: str, project: str, sequence: str, version: str, fps: F
         take_items = "".join(
             f'<li class="{"shown" if t.shown else ""}">'
             f'{"▶ " if t.shown else ""}t{t.take} seed {t.seed} · {_e(t.status)}'
-            f'{" · selected" if t.selected else ""}{" · draft" if t.draft else ""}'
+            f'{" · selected" if t.selected else ""}{" · " + _e(t.draft.lower()) if t.draft else ""}'
             f' <span class="mono">{_e(t.key[:10])}</span></li>'
             for t in shot_takes)
         extra = ""
@@ -162,6 +162,10 @@ def review_html(*, title: str, project: str, sequence: str, version: str, fps: F
             extra += f'<div class="note">Note: {_e(shot.notes)}</div>'
         if shot.error:
             extra += f'<div class="error">{_e(shot.error)}</div>'
+        steps = ""
+        if shot.steps is not None and shot.steps < shot.final_steps:
+            steps = (f'<br><span class="mono fewer-steps">{shot.steps} of {shot.final_steps} '
+                     'steps</span>')
         thumb_src = "data:image/jpeg;base64," + base64.b64encode(thumb).decode()
         rows.append(
             f'<tr class="shot" id="{_e(shot.id)}" tabindex="0" data-shot="{_e(shot.id)}" '
@@ -174,7 +178,7 @@ def review_html(*, title: str, project: str, sequence: str, version: str, fps: F
             f'{"<br>" + _e(shot.transition) + " " + str(shot.transition_frames) + "f" if shot.transition != "cut" else ""}'
             f'</td>'
             f'<td><div class="prompt">{_e(shot.prompt)}</div>{extra}</td>'
-            f'<td>{_e(shot.model)}<br><span class="mono">seed {_e(shot.seed)}</span></td>'
+            f'<td>{_e(shot.model)}<br><span class="mono">seed {_e(shot.seed)}</span>{steps}</td>'
             f'<td><span class="status {_e(shot.status)}">{_e(shot.status)}</span></td>'
             f'<td><ul class="takes">{take_items}</ul></td></tr>')
     links = "".join(f'<a data-media="{_e(name)}" href="{_e(_url(name, urls))}">{_e(label)}</a>'

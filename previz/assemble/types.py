@@ -99,6 +99,8 @@ class CutShot:
     model: str
     generator: str
     seed: int | None
+    steps: int | None  # of the take shown: fewer than final_steps for a fewer-steps stand-in
+    final_steps: int  # of the take the plan selects
     prompt: str
     notes: str | None
     error: str | None

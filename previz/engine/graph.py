@@ -41,19 +41,15 @@ class WorkGraph:
         """`done_keys`: take and task keys already in the store. `wanted_takes`: the take keys to
         render (default: all); what they depend on is added."""
         self.states: dict[str, TaskState] = {}
-        final_task_of_take: dict[str, str] = {}
+        self._final_task_of_take: dict[str, str] = {}
         takes = {take.key: take for take in plan.takes()}
         for take in takes.values():
             for task in take.tasks:
                 self.states[task.key] = TaskState(task=task, take=take)
-            final_task_of_take[take.key] = take.tasks[-1].key
+            self._final_task_of_take[take.key] = take.tasks[-1].key
         done = set(done_keys)
         for state in self.states.values():
-            dep = state.task.depends_on
-            if dep:
-                needed = final_task_of_take.get(dep, dep)
-                state.needs.add(needed)
-                self.states[needed].dependents.add(state.key)
+            self._link(state)
         # A published take makes all of its segments done; a published segment is done.
         for take_key, take in takes.items():
             if take_key in done:
@@ -64,6 +60,13 @@ class WorkGraph:
         if wanted_takes is not None:
             self._restrict(wanted_takes, takes)
         self._compute_chains()
+
+    def _link(self, state: TaskState) -> None:
+        dep = state.task.depends_on
+        if dep:
+            needed = self._final_task_of_take.get(dep, dep)
+            state.needs.add(needed)
+            self.states[needed].dependents.add(state.key)
 
     def _restrict(self, wanted_takes: Iterable[str], takes: dict[str, TakePlan]) -> None:
         keep: set[str] = set()
@@ -142,7 +145,7 @@ class WorkGraph:
     def defer(self, take: TakePlan) -> list[TakePlan]:
         """Put off a take not yet started (a deadline nears), and every take that needs it.
 
-        Returns the deferred takes, so the caller can render their draft fallbacks instead.
+        Returns the deferred takes, so the caller can render stand-ins (drafts) instead.
         """
         deferred: list[TakePlan] = []
         stack = [take]
@@ -158,12 +161,29 @@ class WorkGraph:
             deferred.append(current)
         return deferred
 
+    def can_add(self, take: TakePlan) -> bool:
+        """Whether a take outside the plan's own could still be rendered: what it continues
+        is done or still to come (not put off, failed or left out)."""
+        inside = {task.key for task in take.tasks}
+        for task in take.tasks:
+            dep = task.depends_on
+            if dep and dep not in inside:
+                needed = self.states.get(self._final_task_of_take.get(dep, dep))
+                if needed is None or needed.status not in ("pending", "running", "done"):
+                    return False
+        return True
+
     def add_take(self, take: TakePlan, done: bool = False) -> None:
-        """Add a take outside the plan's own (a draft fallback); it needs nothing."""
+        """Add a take outside the plan's own (a deadline's draft or fewer-steps take)."""
+        self._final_task_of_take[take.key] = take.tasks[-1].key
+        added = []
         for task in take.tasks:
             if task.key not in self.states:
                 self.states[task.key] = TaskState(task=task, take=take,
                                                   status="done" if done else "pending")
+                added.append(self.states[task.key])
+        for state in added:
+            self._link(state)
         self._compute_chains()
 
     def take_status(self, take: TakePlan) -> str:

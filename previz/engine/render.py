@@ -16,11 +16,11 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 from previz.engine.graph import TaskState, WorkGraph
 from previz.errors import PrevizError
-from previz.plan.types import RenderPlan
+from previz.plan.types import RenderPlan, ShotPlan, TakePlan
 
 __all__ = ["render_plan", "RenderReport", "ShotOutcome", "EngineSettings", "RenderInterrupted"]
 
@@ -63,6 +63,9 @@ class EngineSettings:
     # Epoch seconds by which a cut must exist: shots that cannot finish at final quality in time
     # are rendered as drafts instead, and at the deadline the render stops with what exists.
     deadline: float | None = None
+    # What stands in for a shot put off by the deadline: the draft animatic, or the same model
+    # at fewer steps (the plan's `reduced` take; a draft when even that cannot finish).
+    deadline_fallback: Literal["draft", "fewer-steps"] = "draft"
     # Seconds before the deadline that the cut needs to be assembled and published.
     deadline_reserve: float = 0.0
     # How long work no node can host waits for an autoscaler before the render fails.
@@ -225,6 +228,16 @@ def _published_keys(store, plan: RenderPlan, ignore: set[str]) -> set[str]:
     return {key for key in keys if key not in ignore and has_take(store, key)}
 
 
+def _stand_in_done(shot: ShotPlan, graph: WorkGraph) -> tuple[TakePlan, str] | None:
+    """The deadline stand-in the shot got instead of its final take, and why, if one finished."""
+    if shot.reduced is not None and graph.take_status(shot.reduced) == "done":
+        steps, final = shot.reduced.final_task.steps, shot.selected_take.final_task.steps
+        return shot.reduced, f"rendered at {steps} of {final} steps: deadline"
+    if shot.fallback is not None and graph.take_status(shot.fallback) == "done":
+        return shot.fallback, "rendered as a draft: deadline"
+    return None
+
+
 def _outcomes(plan: RenderPlan, graph: WorkGraph, done_before: set[str],
               wanted: set[str]) -> list[ShotOutcome]:
     outcomes = []
@@ -232,11 +245,12 @@ def _outcomes(plan: RenderPlan, graph: WorkGraph, done_before: set[str],
         take = shot.selected_take
         status = graph.take_status(take)
         cached = take.key in done_before
+        stand_in = _stand_in_done(shot, graph)
         if status == "done":
             label = "cached" if cached else "rendered"
-        elif shot.fallback is not None and graph.take_status(shot.fallback) == "done":
-            outcomes.append(ShotOutcome(id=shot.id, status="draft", take=shot.fallback.key,
-                                        cached=False, error="rendered as a draft: deadline"))
+        elif stand_in is not None:
+            outcomes.append(ShotOutcome(id=shot.id, status="draft", take=stand_in[0].key,
+                                        cached=False, error=stand_in[1]))
             continue
         elif status == "skipped" or take.key not in wanted:
             label = "missing"  # left out of this run (--only) and not in the store either
@@ -302,6 +316,7 @@ class _Dispatcher:
         self._failed_starts = 0
         self._pool_changed = False
         self._speeds: list[tuple[float, float]] = []  # (measured, estimated) seconds
+        self._stand_ins: set[str] = set()  # take keys added for the deadline instead of others
         self._generation_started: dict[str, float] = {}
         self._generation_polled = 0.0
         self._short_of_gpus_since: float | None = None
@@ -653,21 +668,27 @@ class _Dispatcher:
             return True
         speed = self._speed(now)
         lanes = max(1, sum(1 for slot in self.slots if slot.gpus))
-        finals = [s for s in self.graph.remaining() if s.task.generator != "draft"]
+        gpu_work = [s for s in self.graph.remaining() if s.task.generator != "draft"]
         work = sum(s.task.estimate_seconds * (0.5 if s.status == "running" else 1.0)
-                   for s in finals) * speed
+                   for s in gpu_work) * speed
         # Keep a margin for drafting what is put off and for stopping cleanly.
         finish_by = stop_at - DEADLINE_MARGIN_SECONDS
-        # Least critical first: the takes the best-first order would start last.
-        candidates = sorted({s.take.key: s for s in finals if s.status == "pending"}.values(),
-                            key=lambda s: (s.chain_seconds, s.task.estimate_seconds))
+        # Final-quality takes before fewer-steps stand-ins (those become drafts only once no
+        # final is left to shorten), and least critical first: what best-first would start last.
+        candidates = sorted(
+            {s.take.key: s for s in gpu_work if s.status == "pending"}.values(),
+            key=lambda s: (s.take.key in self._stand_ins, s.chain_seconds,
+                           s.task.estimate_seconds))
         for state in candidates:
             too_long = now + state.chain_seconds * speed > finish_by
             if state.status != "pending" or (not too_long and now + work / lanes <= finish_by):
                 continue
             for take in self.graph.defer(state.take):
                 work -= sum(t.estimate_seconds for t in take.tasks) * speed
-                self._draft_instead(take)
+                stand_in = self._stand_in(take)
+                if (stand_in is not None and stand_in.final_task.generator != "draft"
+                        and self.graph.take_status(stand_in) != "done"):
+                    work += sum(t.estimate_seconds for t in stand_in.tasks) * speed
         return False
 
     def _speed(self, now: float) -> float:
@@ -689,12 +710,25 @@ class _Dispatcher:
                     speed = max(speed, (now - began) / state.task.estimate_seconds)
         return speed
 
-    def _draft_instead(self, take) -> None:
-        fallback = self.plan.shot(take.shot_id).fallback
-        if fallback is not None and take.selected:
-            from previz.store.takes import has_take
+    def _stand_in(self, take: TakePlan) -> TakePlan | None:
+        """Start what the cut shows instead of a selected take put off for the deadline: its
+        fewer-steps take when the render asks for one (and that can still be made), else its
+        draft. Returns the take added, if any."""
+        from previz.store.takes import has_take
 
-            self.graph.add_take(fallback, done=has_take(self.store, fallback.key))
+        shot = self.plan.shot(take.shot_id)
+        if not take.selected:
+            return None
+        stand_in = shot.fallback
+        reduced = shot.reduced
+        if (self.settings.deadline_fallback == "fewer-steps" and reduced is not None
+                and take.key != reduced.key and self.graph.can_add(reduced)):
+            stand_in = reduced
+        if stand_in is None:
+            return None
+        self._stand_ins.add(stand_in.key)
+        self.graph.add_take(stand_in, done=has_take(self.store, stand_in.key))
+        return stand_in
 
     def _cancel(self, reason: str, wait: float = 60.0) -> None:
         """Stop every worker. Takes already handed to encode tasks are finished work: they get

@@ -100,8 +100,8 @@ _MANAGED = frozenset({
 })
 # Options that belong to other generators or the engine: not pipeline arguments, not warned about.
 _NOT_CALL_OPTIONS = LOAD_OPTIONS | frozenset({
-    "load_seconds", "seconds_per_frame", "seconds_per_shot", "faults", "codec", "gpus",
-    "gpu_memory_gb",
+    "load_seconds", "seconds_per_frame", "seconds_per_frame_step", "seconds_per_shot", "faults",
+    "codec", "gpus", "gpu_memory_gb",
 })
 _DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
            "float32": "float32", "fp32": "float32"}

@@ -8,7 +8,8 @@ up), so it survives H.264 and any rescale that keeps the aspect ratio. `read_fra
 decodes it.
 
 Options (constructor `options`, overridden per task by `task.options`):
-  load_seconds, seconds_per_frame, seconds_per_shot: simulated time (sleeps);
+  load_seconds, seconds_per_frame, seconds_per_frame_step, seconds_per_shot: simulated time
+    (sleeps; per frame and step stands in for a diffusion model, whose time follows its steps);
   faults: a list (or its JSON text) of {shot, attempt, kind, seconds, take, segment, step} where
     kind is raise (InjectedFault), exit (os._exit), hang (sleep `seconds`, then go on) or
     oom (GeneratorOutOfMemory); `attempt`, `take`, `segment` omitted match any; `step` is how
@@ -87,8 +88,10 @@ class SyntheticGenerator:
         faults = [f for f in _faults(task_option(task, self.options, "faults"))
                   if _matches(f, task, attempt)]
         steps = max(1, task.steps)
-        seconds = float(task_option(task, self.options, "seconds_per_shot", 0.0)) + float(
-            task_option(task, self.options, "seconds_per_frame", 0.0)) * task.num_frames
+        seconds = float(task_option(task, self.options, "seconds_per_shot", 0.0)) + (
+            float(task_option(task, self.options, "seconds_per_frame", 0.0))
+            + float(task_option(task, self.options, "seconds_per_frame_step", 0.0)) * steps
+        ) * task.num_frames
         for step in range(steps + 1):
             for fault in faults:
                 if int(fault.get("step", 0)) == step:

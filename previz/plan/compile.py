@@ -28,7 +28,8 @@ from previz.storyboard.errors import did_you_mean, field_name
 from previz.storyboard.model import Shot, Storyboard, parse_size
 from previz.storyboard.timing import frames_of
 
-__all__ = ["plan_from_storyboard", "PIXEL_NEUTRAL_OPTIONS", "GENERATOR_VERSIONS", "KEY_VERSION"]
+__all__ = ["plan_from_storyboard", "PIXEL_NEUTRAL_OPTIONS", "GENERATOR_VERSIONS", "KEY_VERSION",
+           "reduced_steps"]
 
 # Bump when the meaning of a key changes, so old takes are not mistaken for new ones.
 KEY_VERSION = 1
@@ -38,8 +39,14 @@ GENERATOR_VERSIONS = {"draft": "1", "synthetic": "1", "diffusers": "1"}
 # does not re-render a sequence.
 PIXEL_NEUTRAL_OPTIONS = frozenset({
     "cpu_offload", "group_offload", "vae_tiling", "compile", "attention_backend", "allow_cpu",
-    "load_seconds", "seconds_per_frame", "seconds_per_shot", "faults", "gpus",
+    "load_seconds", "seconds_per_frame", "seconds_per_frame_step", "seconds_per_shot", "faults",
+    "gpus",
 })
+# A deadline that asks for fewer steps renders a shot at a quarter of its steps, at least 4 (below
+# that a diffusion model makes noise, not a rougher picture); shots already at 4 or fewer get the
+# draft animatic instead.
+REDUCED_STEPS_DIVISOR = 4
+REDUCED_STEPS_MIN = 4
 
 
 def plan_from_storyboard(board: Storyboard) -> RenderPlan:
@@ -320,6 +327,7 @@ class _Compiler:
                           takes: dict[str, list[TakePlan]]) -> list[ShotPlan]:
         shots: list[ShotPlan] = []
         record_out = 0
+        by_id = {item.shot.id: item for item in resolved}
         for item in resolved:
             shot = item.shot
             overlap = 0
@@ -332,16 +340,24 @@ class _Compiler:
             record_in = record_out - overlap
             record_out = record_in + item.frames
             shot_takes = takes[shot.id]
-            fallback = None
+            fallback = reduced = None
             if item.spec.generator != "draft":
                 fallback = self._take(self._as_draft(item), shot.select, continued_key=None)
+                steps = reduced_steps(item.steps)
+                if steps is not None:
+                    # Continues what the final take continues: an image-to-video variant
+                    # needs that first frame whatever its steps.
+                    parent = by_id.get(shot.continues) if shot.continues else None
+                    continued_key = (takes[parent.shot.id][parent.shot.select - 1].key
+                                     if parent else None)
+                    reduced = self._take(replace(item, steps=steps), shot.select, continued_key)
             shots.append(ShotPlan(
                 id=shot.id, index=item.index, frames=item.frames,
                 seconds=float(item.frames / self.fps), record_in=record_in,
                 record_out=record_out, transition=transition, model=item.spec.name,
                 generator=item.spec.generator, prompt=shot.prompt, continues=shot.continues,
                 select=shot.select, takes=tuple(shot_takes), fallback=fallback,
-                notes=shot.notes,
+                reduced=reduced, notes=shot.notes,
                 estimate_seconds=sum(t.estimate_seconds for take in shot_takes
                                      for t in take.tasks),
                 line=self.board.locate(("shots", item.index))[0],
@@ -391,12 +407,19 @@ def _segments(spec: ModelSpec, needed: int) -> list[int]:
     return [window] * (count - 1) + [spec.frames.at_least(last)]
 
 
+def reduced_steps(steps: int) -> int | None:
+    """The steps a deadline's fewer-steps take uses, or None when that would not be fewer."""
+    fewer = max(REDUCED_STEPS_MIN, -(-steps // REDUCED_STEPS_DIVISOR))
+    return fewer if fewer < steps else None
+
+
 def _estimate(spec: ModelSpec, frames: int, steps: int, width: int, height: int,
               options: dict[str, Any]) -> float:
-    if spec.generator == "synthetic" and ("seconds_per_frame" in options
-                                          or "seconds_per_shot" in options):
+    timings = ("seconds_per_frame", "seconds_per_frame_step", "seconds_per_shot")
+    if spec.generator == "synthetic" and any(name in options for name in timings):
         # A rehearsal states its own speed: estimate exactly what it will take.
         return round(float(options.get("seconds_per_frame", 0)) * frames
+                     + float(options.get("seconds_per_frame_step", 0)) * frames * steps
                      + float(options.get("seconds_per_shot", 0)), 3)
     base_w, base_h = spec.default_size or (1280, 720)
     return round(spec.cost_per_frame_step * frames * steps * (width * height) / (base_w * base_h), 3)

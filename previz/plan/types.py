@@ -152,6 +152,9 @@ class ShotPlan(_Frozen):
     takes: tuple[TakePlan, ...]
     fallback: TakePlan | None = Field(
         default=None, description="a draft of the shot, rendered instead when a deadline nears")
+    reduced: TakePlan | None = Field(
+        default=None, description="the selected take at fewer steps: what a deadline renders "
+                                  "instead when the render asks for fewer steps, not a draft")
     notes: str | None = None
     estimate_seconds: float
     line: int = Field(default=0, description="line of the shot in the storyboard")

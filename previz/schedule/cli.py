@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from previz.errors import EXIT_INVALID, EXIT_OK, InvalidInput, PrevizError
+from previz.errors import EXIT_FAILURE, EXIT_INVALID, EXIT_OK, InvalidInput, PrevizError
 
 __all__ = ["add_jobs_parser"]
 
@@ -49,6 +49,13 @@ def add_jobs_parser(commands: Any) -> argparse.ArgumentParser:
                      help="the slot to render (ISO 8601; default: the latest fire time)")
     run.add_argument("--address", default=None, metavar="URL",
                      help="the cluster's dashboard, overriding the job's cluster:")
+    run.add_argument("--start-timeout", type=float, default=None, metavar="SECONDS",
+                     help="wait this long for the render to start on the cluster (default 960: "
+                          "past Ray's own 15 minutes); a job that ends or is still not started "
+                          "by then is notified as failed and exits 1")
+    run.add_argument("--no-wait", action="store_true",
+                     help="return once submitted; a job that fails before its render starts "
+                          "then notifies no one")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(run=_run)
 
@@ -184,8 +191,11 @@ def _late_warning(job: Any, estimate: Any, forecast: Any) -> str:
     else:
         fix = (f"plan for {need} GPUs (check with --gpus {need}), start earlier or lighten the "
                "storyboards")
-    then = ("shots that cannot finish are rendered as drafts so the cut is complete on time"
-            if job.spec.on_deadline == "draft" else "the render carries on and the cut is late")
+    then = {"draft": "shots that cannot finish are rendered as drafts so the cut is complete "
+                     "on time",
+            "fewer-steps": "shots that cannot finish are rendered at fewer steps (drafts where "
+                           "even that cannot finish) so the cut is complete on time",
+            "continue": "the render carries on and the cut is late"}[job.spec.on_deadline]
     return (f"WARNING: the {_when(forecast.fire)} run will not fit: estimated finish "
             f"{_when(forecast.finish)}, {_span(-forecast.margin_seconds)} after the "
             f"{_when(forecast.deadline)} deadline — {fix}. on_deadline: "
@@ -220,26 +230,52 @@ def _forecast_json(job: Any, estimate: Any, forecasts: list[Any]) -> dict[str, A
 
 # -- run ---------------------------------------------------------------------------------------
 def _run(args: argparse.Namespace) -> int:
-    from previz.schedule.run import parse_time, run_job
+    from previz.schedule.run import START_TIMEOUT_S, parse_time, run_job, wait_for_render
     from previz.schedule.spec import load_job
 
     job = load_job(args.job)
     slot = parse_time(args.slot, job.tz) if args.slot else None
+    timeout = START_TIMEOUT_S if args.start_timeout is None else args.start_timeout
+    if timeout <= 0 or args.no_wait and args.start_timeout is not None:
+        raise InvalidInput(f"--start-timeout {args.start_timeout}: give a number of seconds "
+                           "above 0, and not with --no-wait")
     try:
         result = run_job(job, slot=slot, address=args.address)
     except PrevizError as error:
-        notified = getattr(error, "notified", ())
-        if notified:
-            sent = sum(1 for d in notified if d.ok)
-            print(f"previz: notified {sent} of {len(notified)} webhook{_s(len(notified))} of "
-                  "the failure", file=sys.stderr)
+        _say_notified(getattr(error, "notified", ()))
         raise
+    start = None
+    if not result.existing and not args.no_wait:
+        start = wait_for_render(job, result, timeout=timeout)
     if args.json:
-        print(json.dumps({"id": result.submission_id, "status": result.status,
-                          "existing": result.existing, "slot": result.slot.isoformat(),
+        print(json.dumps({"id": result.submission_id, "status": start.status if start else
+                          result.status, "existing": result.existing,
+                          "started": start.started if start else None,
+                          "error": start.error if start else None,
+                          "slot": result.slot.isoformat(),
                           "deadline": result.deadline.isoformat(), "late": result.late,
                           "address": result.address}, indent=2))
-        return EXIT_OK
+    else:
+        _print_run(result, start)
+    if start is not None and not start.started:
+        if not args.json:
+            print(f"previz: {result.submission_id}: {start.error} — see `previz logs "
+                  f"{result.submission_id} --address {result.address}`; to render this slot "
+                  f"again, fix that, delete the job (ray job delete {result.submission_id} "
+                  f"--address {result.address}) and run again", file=sys.stderr)
+        _say_notified(start.notified)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def _say_notified(notified: Any) -> None:
+    if notified:
+        sent = sum(1 for d in notified if d.ok)
+        print(f"previz: notified {sent} of {len(notified)} webhook{_s(len(notified))} of "
+              "the failure", file=sys.stderr)
+
+
+def _print_run(result: Any, start: Any) -> None:
     if result.existing:
         print(f"already submitted: {result.submission_id} ({result.status}) for the "
               f"{_when(result.slot)} slot — nothing to do")
@@ -251,9 +287,10 @@ def _run(args: argparse.Namespace) -> int:
               f"slot, deadline {_when(result.deadline)}")
         if result.late:
             print("the deadline has passed: rendering at full quality, with no deadline")
+        if start is not None and start.started:
+            print("started: the render is running and notifies the job's webhooks when it ends")
     print(f"follow it with: previz logs {result.submission_id} --follow --address "
           f"{result.address}")
-    return EXIT_OK
 
 
 # -- export ------------------------------------------------------------------------------------

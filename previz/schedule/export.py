@@ -188,7 +188,7 @@ def raycronjob_manifest(job: Job, *, image: str = DEFAULT_IMAGE, namespace: str 
     storyboards in turn, and shuts the cluster down."""
     root = root or project_root(job)
     folder = _in_mount(storyboard_root(job), root, mount)
-    env = {ENV_JOB: job.name}
+    env = {**job.spec.environment, ENV_JOB: job.name}
     if job.webhooks:
         env[ENV_WEBHOOKS] = json.dumps([w.to_json() for w in job.webhooks])
     return {

@@ -38,10 +38,15 @@ __all__ = [
     "notify",
     "render_summary",
     "notify_render_end",
+    "announce_render_start",
     "webhooks_from_environment",
+    "RENDER_STARTED",
 ]
 
 EVENTS: tuple[str, ...] = ("finished", "partial", "failed")
+# The line a render started by a job writes first: from it on the render notifies, and before
+# it `previz jobs run` does (a job can fail before its render starts).
+RENDER_STARTED = "previz: render started for job"
 ENV_JOB = "PREVIZ_JOB"
 ENV_SLOT = "PREVIZ_JOB_SLOT"
 ENV_DEADLINE = "PREVIZ_JOB_DEADLINE"
@@ -202,6 +207,14 @@ def notify_render_end(plan: Any = None, result: Mapping[str, Any] | None = None,
     except Exception as failure:  # noqa: BLE001 - never fail the render
         _stderr(f"previz: notifications not sent ({type(failure).__name__}: {failure})")
         return []
+
+
+def announce_render_start(environ: Mapping[str, str] | None = None) -> None:
+    """Say, for a render a job started, that the render has taken over notifying."""
+    environ = os.environ if environ is None else environ
+    if environ.get(ENV_SUBMISSION):
+        _stderr(f"{RENDER_STARTED} {environ.get(ENV_JOB)} ({environ[ENV_SUBMISSION]}): it "
+                "notifies the job's webhooks when it ends")
 
 
 def webhooks_from_environment(environ: Mapping[str, str] | None = None) -> list[Webhook]:

@@ -23,6 +23,7 @@ from previz.schedule.notify import (
     ENV_SLOT,
     ENV_SUBMISSION,
     ENV_WEBHOOKS,
+    RENDER_STARTED,
     Delivery,
     notify,
     render_summary,
@@ -31,7 +32,9 @@ from previz.schedule.spec import Job
 
 __all__ = [
     "JobRun",
+    "RenderStart",
     "run_job",
+    "wait_for_render",
     "slot_for",
     "submission_id_for",
     "render_entrypoint",
@@ -43,6 +46,11 @@ __all__ = [
 ]
 
 _EXCLUDES = [".git", ".venv", "venv", "__pycache__", "renders", "*.mp4", "*.mov"]
+# How long `previz jobs run` waits for the render to start: past Ray's own limit for a job to
+# start (RAY_JOB_START_TIMEOUT_SECONDS, 15 minutes), so a job the cluster never starts has
+# failed, and been notified, by the time the trigger gives up.
+START_TIMEOUT_S = 960.0
+_ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
 @dataclass(frozen=True)
@@ -102,10 +110,76 @@ def run_job(job: Job, *, slot: datetime | None = None, address: str | None = Non
                               f"({_first_line(error)}) — check the cluster's dashboard and "
                               "logs, then run `previz jobs run` again") from None
     except Exception as error:
-        deliveries = _notify_failure(job, chosen, deadline, job_id, error, notify_options)
+        deliveries = _notify_failure(job, chosen, deadline, job_id, f"not submitted: {error}",
+                                     notify_options)
         error.notified = tuple(deliveries)  # type: ignore[attr-defined]
         raise
     return JobRun(job_id, "PENDING", False, chosen, deadline, address, late)
+
+
+@dataclass(frozen=True)
+class RenderStart:
+    """How the wait for a submitted job's render ended."""
+
+    status: str  # the Ray job's status then
+    started: bool  # the render announced itself: it notifies the webhooks from here on
+    error: str | None = None  # why the job ended, or was not started, without its render
+    notified: tuple[Delivery, ...] = ()
+
+
+def wait_for_render(job: Job, run: JobRun, *, timeout: float = START_TIMEOUT_S,
+                    poll: float = 1.0, notify_options: dict[str, Any] | None = None,
+                    client: Any = None) -> RenderStart:
+    """Follow a just-submitted job until its render has started and owns notifying.
+
+    A job can end before `previz render` runs — its runtime environment cannot be set up, the
+    cluster's image lacks previz, the head never schedules it — and then nothing of ours runs
+    on the cluster to tell anyone. So the trigger watches the start:
+    1. poll the job's status, and once it runs, its log for the render's first line: seen, the
+       render has taken over (done);
+    2. the job ended without that line: notify `failed` with Ray's reason;
+    3. `timeout` passed with no render: notify `failed` (not started).
+    """
+    import time
+
+    client = client or _client(run.address)
+    limit = time.monotonic() + timeout
+    while True:
+        try:
+            info = client.get_job_info(run.submission_id)
+            status = str(getattr(info.status, "value", info.status))
+            logs = client.get_job_logs(run.submission_id) if status != "PENDING" else ""
+        except Exception as error:  # noqa: BLE001 - connection failures come in many types
+            reason = (f"lost the cluster at {run.address} while waiting for the render to start "
+                      f"({_first_line(error)})")
+            return _not_started(job, run, "UNKNOWN", reason, notify_options)
+        if RENDER_STARTED in logs or status == "SUCCEEDED":
+            return RenderStart(status, True)
+        if status in _ENDED:
+            reason = (f"the job ended {status} before its render started: "
+                      f"{_ray_reason(info, logs)}")
+            return _not_started(job, run, status, reason, notify_options)
+        if time.monotonic() > limit:
+            reason = (f"the render had not started {timeout:.0f} s after submission (the job is "
+                      f"{status})")
+            return _not_started(job, run, status, reason, notify_options)
+        time.sleep(poll)
+
+
+def _not_started(job: Job, run: JobRun, status: str, reason: str,
+                 options: dict[str, Any] | None) -> RenderStart:
+    deliveries = _notify_failure(job, run.slot, run.deadline, run.submission_id, reason, options)
+    return RenderStart(status, False, reason, tuple(deliveries))
+
+
+def _ray_reason(info: Any, logs: str) -> str:
+    """Ray's message for a job that ended, and the log's last line (`previz: not found`)."""
+    message = (getattr(info, "message", None) or "").strip().splitlines()
+    reason = message[0] if message else "no reason given"
+    last = [line.strip() for line in logs.strip().splitlines() if line.strip()]
+    if last and last[-1] not in reason:
+        reason += f"; its log ends: {last[-1][:300]}"
+    return reason
 
 
 def slot_for(job: Job, *, slot: datetime | None = None, now: datetime | None = None) -> datetime:
@@ -167,14 +241,17 @@ def storyboard_root(job: Job) -> Path:
 def render_entrypoint(job: Job, deadline: datetime | None = None, root: Path | None = None) -> str:
     """The shell command the Ray job runs: `previz render` for each storyboard in turn; the
     exit status is the last failure's, so a partial or failed render fails the job. `--deadline`
-    is passed when there is one, the job drafts to meet it, and `previz render` takes it."""
+    is passed when there is one and the job keeps it (drafts or fewer steps), and `previz render`
+    takes it."""
     root = root or storyboard_root(job)
     commands = []
     for path in job.storyboards:
         command = ["previz", "render", path.relative_to(root).as_posix(),
                    "--store", job.spec.store, "--json"]
-        if deadline and job.spec.on_deadline == "draft":
+        if deadline and job.spec.on_deadline != "continue":
             command += ["--deadline", deadline.isoformat(timespec="minutes")]
+            if job.spec.on_deadline == "fewer-steps":
+                command += ["--deadline-fallback", "fewer-steps"]
         commands.append(" ".join(shlex.quote(part) for part in command))
     if len(commands) == 1:
         return commands[0]
@@ -187,7 +264,8 @@ def job_environment(job: Job, slot: datetime, deadline: datetime,
     `url_env` variables are read where the render runs, never copied here)."""
     import json
 
-    env = {ENV_JOB: job.name, ENV_SLOT: slot.astimezone(timezone.utc).isoformat(),
+    env = {**job.spec.environment, ENV_JOB: job.name,
+           ENV_SLOT: slot.astimezone(timezone.utc).isoformat(),
            ENV_DEADLINE: deadline.isoformat(), ENV_SUBMISSION: submission_id}
     if job.webhooks:
         env[ENV_WEBHOOKS] = json.dumps([w.to_json() for w in job.webhooks])
@@ -245,11 +323,11 @@ def _existing_status(client: Any, job_id: str) -> str | None:
 
 
 def _notify_failure(job: Job, slot: datetime, deadline: datetime, job_id: str,
-                    error: Exception, options: dict[str, Any] | None) -> list[Delivery]:
+                    reason: str, options: dict[str, Any] | None) -> list[Delivery]:
     if not job.webhooks:
         return []
     environ = {**os.environ, **job_environment(job, slot, deadline, job_id)}
-    summary = render_summary("failed", error=f"not submitted: {error}", environ=environ)
+    summary = render_summary("failed", error=reason, environ=environ)
     summary["storyboards"] = [str(p) for p in job.spec.storyboards]
     return notify(job.webhooks, summary, **(options or {}))
 

@@ -6,7 +6,8 @@
     cluster: http://ray-head.previz.internal:8265          # the cluster's dashboard (Jobs API)
     schedule: {cron: "30 19 * * MON-FRI", timezone: Europe/London}
     deadline: "07:00"                                      # local; or "Mon 07:00"
-    on_deadline: draft                                     # draft | continue
+    on_deadline: draft                                     # draft | fewer-steps | continue
+    environment: {HF_HOME: /mnt/weights}                   # for the render on the cluster
     priority: high                                         # low | normal | high
     gpus: 8                                                # what `previz jobs next` plans for
     notify: [{url_env: PREVIZ_SLACK_WEBHOOK, events: [partial, failed]}]
@@ -42,7 +43,7 @@ __all__ = [
     "zone",
 ]
 
-ON_DEADLINE = ("draft", "continue")
+ON_DEADLINE = ("draft", "fewer-steps", "continue")
 PRIORITIES = ("low", "normal", "high")
 MAX_JOB_BYTES = 256 * 1024
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,50}[a-z0-9])?$")
@@ -182,7 +183,12 @@ class JobSpec(_Strict):
     cluster: str = Field(description="the Ray dashboard address, http://HEAD:8265")
     schedule: ScheduleSpec
     deadline: str = Field(description="local time the cut must exist by: \"07:00\"")
-    on_deadline: Literal["draft", "continue"] = "draft"
+    # What a shot that cannot finish in time gets: the draft animatic, its model at a quarter of
+    # the steps (a draft when even that cannot finish), or nothing: the render runs late.
+    on_deadline: Literal["draft", "fewer-steps", "continue"] = "draft"
+    environment: dict[str, str] = Field(
+        default_factory=dict, description="variables the render runs with on the cluster (not "
+                                          "for secrets: Ray shows them on its dashboard)")
     priority: Literal["low", "normal", "high"] = "normal"
     gpus: int | None = Field(default=None, description="GPUs the estimate in `next` plans for")
     notify: list[WebhookSpec] = Field(default_factory=list)
@@ -223,6 +229,23 @@ class JobSpec(_Strict):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or not 1 <= value <= 100_000):
             raise ValueError(f"{value!r} is not a GPU count — write a whole number such as 8")
+        return value
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name, text in value.items():
+                if not isinstance(name, str) or not ENV_RE.match(name):
+                    raise ValueError(f"{name!r} is not an environment variable name — use "
+                                     "letters, digits and '_' such as HF_HOME")
+                if name.startswith("PREVIZ_JOB"):
+                    raise ValueError(f"{name}: PREVIZ_JOB* variables are set by `previz jobs "
+                                     "run` itself — choose another name")
+                if isinstance(text, (bool, list, dict)) or text is None:
+                    raise ValueError(f"{name}: {text!r} is not a value — write a string, "
+                                     "quoted if YAML would read it otherwise")
+            return {name: str(text) for name, text in value.items()}
         return value
 
     @field_validator("notify", mode="before")

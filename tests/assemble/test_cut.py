@@ -203,3 +203,23 @@ def test_an_audio_bed_lies_under_both_copies_and_is_a_track_of_the_cut_files(tmp
         assert [c.name for c in clips] == [bed.name]
         assert clips[0].media_reference.target_url == bed.name
         assert round(clips[0].range_in_parent().start_time.value) == 0
+
+
+def test_a_stand_in_says_which_kind_of_draft_it_is(tmp_path):
+    from previz.assemble.assemble import _label, _Shot
+    from previz.plan import plan_from_storyboard
+    from previz.storyboard import storyboard_from_text
+
+    plan = plan_from_storyboard(storyboard_from_text(
+        "project: P\nsequence: S\nfps: 24\ndefaults: {model: synthetic, steps: 20}\n"
+        "shots:\n  - {id: SH0010, duration: 12f, prompt: x}\n", "b.yaml", str(tmp_path)))
+    shot = plan.shots[0]
+    media = tmp_path / "take.mp4"
+    labels = {name: _label(_Shot(shot, status, take, media, None))
+              for name, status, take in (("final", "rendered", shot.selected_take),
+                                         ("reduced", "draft", shot.reduced),
+                                         ("draft", "draft", shot.fallback))}
+    assert labels["final"].flag is None
+    assert labels["reduced"].flag == "DRAFT 5/20 STEPS"
+    assert labels["reduced"].bottom_left == f"synthetic  seed {shot.reduced.seed}"
+    assert labels["draft"].flag == "DRAFT" and labels["draft"].bottom_left.startswith("draft ")

@@ -81,3 +81,32 @@ def test_segments_chain_inside_a_take():
     assert take.tasks[0].key in ready and take.tasks[1].key not in ready
     graph.finish(take.tasks[0].key)
     assert take.tasks[1].key in {s.key for s in graph.ready()}
+
+
+def test_a_fewer_steps_take_added_for_a_deadline_keeps_its_order():
+    plan = plan_of(BOARD.replace("model: synthetic, options: {gpus: 1}", "model: wan")
+                   .replace("duration: 4s", "duration: 12s"))
+    graph = WorkGraph(plan)
+    # A long shot put off: its fewer-steps take's segments still chain inside the take.
+    long_shot = plan.shot("SH0020")
+    assert [t.shot_id for t in graph.defer(long_shot.selected_take)] == ["SH0020"]
+    assert graph.can_add(long_shot.reduced)
+    graph.add_take(long_shot.reduced)
+    segments = [t.key for t in long_shot.reduced.tasks]
+    ready = {s.key for s in graph.ready()}
+    assert segments[0] in ready and segments[1] not in ready
+    graph.finish(segments[0])
+    assert segments[1] in {s.key for s in graph.ready()}
+    # SH0030 continues SH0010: put SH0010 off and neither SH0030's final take nor its
+    # fewer-steps take (which continues the same final take) can be made any more.
+    deferred = graph.defer(plan.shot("SH0010").selected_take)
+    assert [t.shot_id for t in deferred] == ["SH0010", "SH0030", "SH0040"]
+    assert not graph.can_add(plan.shot("SH0030").reduced)
+    # Before that, while SH0010 was still to come, it could have been.
+    fresh = WorkGraph(plan)
+    fresh.defer(plan.shot("SH0030").selected_take)
+    assert fresh.can_add(plan.shot("SH0030").reduced)
+    fresh.add_take(plan.shot("SH0030").reduced)
+    first = fresh.states[plan.shot("SH0030").reduced.tasks[0].key]
+    assert first.needs == {plan.shot("SH0010").selected_take.tasks[-1].key}
+    assert first.key not in {s.key for s in fresh.ready()}

@@ -22,7 +22,7 @@ from previz.generate.synthetic import read_frame_number
 from previz.plan import plan_from_storyboard
 from previz.store import open_store
 from previz.store.ledger import read_ledger
-from previz.store.takes import has_take
+from previz.store.takes import has_take, read_take_record
 from previz.storyboard import load_storyboard
 
 pytestmark = pytest.mark.slow
@@ -140,3 +140,54 @@ def test_a_deadline_render_publishes_its_cut_by_the_deadline(ray_cluster, tmp_pa
     assert {s["id"] for s in manifest["shots"] if s["generator"] == "draft"} == drafted
     review = (version / "review.html").read_text()
     assert review.count('<span class="status draft">') == len(drafted)
+
+
+def test_a_deadline_render_can_fall_back_to_fewer_steps(ray_cluster, tmp_path, capsys):
+    # Each shot is 12 frames at 20 steps of 0.0125 s: 3 s at final quality, 0.75 s at the
+    # fewer-steps take's 5. 24 shots on 4 GPUs is 18 s of final work and the engine has about
+    # 12 s before it must stop, so some shots finish at final quality and the rest stand in
+    # at 5 steps — pictures from the shot's own model, not draft cards.
+    shots = "".join(f"- {{id: SH{n:02d}0, duration: 12f, prompt: shot {n}, steps: 20}}\n"
+                    for n in range(1, 25))
+    board = synthetic_board(tmp_path, shots, options="{gpus: 1, seconds_per_frame_step: 0.0125}")
+    plan = plan_from_storyboard(load_storyboard(board))
+    store = tmp_path / "store"
+    deadline = time.time() + 30
+    code, summary = render(capsys, str(board), "--store", str(store), "--deadline",
+                           datetime.fromtimestamp(deadline, timezone.utc).isoformat(),
+                           "--deadline-fallback", "fewer-steps")
+    assert code == 0, summary
+    statuses = {s["id"]: s["status"] for s in summary["shots"]}
+    stand_ins = {s["id"]: s["take"] for s in summary["shots"] if s["status"] == "draft"}
+    assert stand_ins and "rendered" in statuses.values(), statuses
+    reduced = {sid for sid, key in stand_ins.items() if key == plan.shot(sid).reduced.key}
+    assert reduced, "no shot stood in at fewer steps"
+    takes = open_store(str(store))
+    for sid in reduced:
+        record = read_take_record(takes, stand_ins[sid])["recipe"]
+        assert (record["generator"], record["steps"]) == ("synthetic", 5)
+
+    version = store / "TEST" / "SQ010" / summary["version"]
+    manifest = json.loads((version / "manifest.json").read_text())
+    assert datetime.fromisoformat(manifest["published_at"]).timestamp() <= deadline
+    shown = {s["id"]: s for s in manifest["shots"]}
+    for sid in reduced:
+        assert (shown[sid]["status"], shown[sid]["steps"], shown[sid]["final_steps"]) == \
+            ("draft", 5, 20)
+    assert all(shown[sid]["steps"] == 20 for sid, st in statuses.items() if st == "rendered")
+    review = (version / "review.html").read_text()
+    assert review.count('<span class="status draft">') == len(stand_ins)
+    assert review.count("5 of 20 steps</span>") == len(reduced)
+    assert review.count("draft 5/20 steps") == len(reduced)
+
+    # The next run, with no deadline, renders every stand-in at its full 20 steps.
+    code, upgraded = render(capsys, str(board), "--store", str(store))
+    assert code == 0, upgraded
+    assert {s["id"] for s in upgraded["shots"] if s["status"] == "rendered"} == set(stand_ins)
+    assert all(s["status"] in ("rendered", "cached") for s in upgraded["shots"])
+
+
+def test_deadline_fallback_needs_a_deadline(tmp_path, capsys):
+    board = synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: x}\n")
+    assert main(["render", str(board), "--deadline-fallback", "fewer-steps"]) == 2
+    assert "--deadline-fallback fewer-steps: only with --deadline" in capsys.readouterr().err

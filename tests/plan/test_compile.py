@@ -161,6 +161,35 @@ def test_continue_uses_the_selected_take(tmp_path):
     assert order.index(first.key) > order.index(plan.shot("SH0010").takes[1].tasks[0].key)
 
 
+def test_a_deadline_can_fall_back_to_a_quarter_of_the_steps(tmp_path):
+    plan = compile_text(tmp_path, HEAD.format(fps=24, model="wan") + textwrap.dedent("""\
+          - {id: SH0010, duration: 2s, prompt: a, takes: 2, select: 2, steps: 30}
+          - {id: SH0020, duration: 2s, prompt: b, continue: SH0010}
+          - {id: SH0030, duration: 2s, prompt: c, steps: 5}
+          - {id: SH0040, duration: 2s, prompt: d, model: draft}
+        """))
+    first, second, few, draft = plan.shots
+    # ceil(30 / 4) = 8 steps; 50 (Wan's default) -> 13; 5 -> at least 4; a draft model has no
+    # steps to cut and no stand-in at all.
+    assert [t.steps for t in first.reduced.tasks] == [8]
+    assert [t.steps for t in second.reduced.tasks] == [13]
+    assert [t.steps for t in few.reduced.tasks] == [4]
+    assert draft.reduced is None and draft.fallback is None
+    # The same take otherwise: seed, size, frames; only the steps and so the key differ.
+    final, reduced = first.selected_take.final_task, first.reduced.final_task
+    assert reduced.model_dump(exclude={"key", "steps", "estimate_seconds"}) == \
+        final.model_dump(exclude={"key", "steps", "estimate_seconds"})
+    assert first.reduced.key != first.selected_take.key and first.reduced.selected
+    assert reduced.estimate_seconds == pytest.approx(final.estimate_seconds * 8 / 30, rel=0.01)
+    # A continued shot's fewer-steps take continues the final take of the shot before, as its
+    # final take does: an image-to-video model needs that first frame at any step count.
+    assert second.reduced.tasks[0].depends_on == first.selected_take.key
+    # At 4 steps or fewer there is nothing to cut: the draft is the only stand-in.
+    four = compile_text(tmp_path, HEAD.format(fps=24, model="wan") +
+                        "  - {id: SH0010, duration: 2s, prompt: a, steps: 4}\n")
+    assert four.shots[0].reduced is None and four.shots[0].fallback is not None
+
+
 def test_variant_chosen_by_what_the_shot_needs(tmp_path):
     plan = compile_text(tmp_path, HEAD.format(fps=24, model="wan2.1-14b") + textwrap.dedent("""\
           - {id: SH0010, duration: 2s, prompt: x}

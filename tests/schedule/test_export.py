@@ -163,3 +163,10 @@ def test_render_entrypoint_passes_the_deadline(tmp_path):
     assert run.render_entrypoint(job, deadline) == (
         "previz render board.yaml --store s3://bkt/p --json --deadline 2025-01-14T07:00+00:00")
     assert "--deadline" not in run.render_entrypoint(job)  # RayCronJob: no slot, no deadline
+    fewer = load_job(write_job(tmp_path, job_text("s3://bkt/p", extra="on_deadline: fewer-steps\n"),
+                               board=SYNTHETIC_BOARD))
+    assert run.render_entrypoint(fewer, deadline).endswith(
+        "--deadline 2025-01-14T07:00+00:00 --deadline-fallback fewer-steps")
+    late = load_job(write_job(tmp_path, job_text("s3://bkt/p", extra="on_deadline: continue\n"),
+                              board=SYNTHETIC_BOARD))
+    assert "--deadline" not in run.render_entrypoint(late, deadline)

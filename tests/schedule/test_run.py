@@ -7,6 +7,7 @@ import contextlib
 import json
 import re
 import socket
+import time
 
 import pytest
 
@@ -84,6 +85,79 @@ def test_a_cluster_with_token_auth_refuses_a_run_without_the_token(previz, ray_h
     result = previz("jobs", "run", path, "--slot", "2025-01-14T19:30")
     assert result.code == 1
     assert "set RAY_AUTH_TOKEN" in result.err
+
+
+def _wait_for_end(client, job_id: str, limit: float = 180) -> str:
+    end = time.monotonic() + limit
+    while (status := client.get_job_status(job_id).value) not in ("SUCCEEDED", "FAILED",
+                                                                   "STOPPED"):
+        assert time.monotonic() < end, f"{job_id} still {status}"
+        time.sleep(0.5)
+    return status
+
+
+@pytest.mark.slow
+def test_a_slots_render_notifies_its_end(previz, ray_head, hooks, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)
+    path = write_job(tmp_path, job_text(tmp_path / "renders", cluster=ray_head.address,
+                                        extra=f'notify: ["{hooks.url}/ok"]\n'),
+                     board=SYNTHETIC_BOARD)
+    client = ray_head.client()
+    job_id = "previz-test-nightly-20250115t1930z"  # each test its own slot: one cluster for all
+    try:
+        result = previz("jobs", "run", path, "--slot", "2025-01-15T19:30")
+        assert result.code == 0, result.err
+        # `jobs run` returns once the render has taken over notifying, not before.
+        assert "started: the render is running" in result.out
+        assert _wait_for_end(client, job_id) == "SUCCEEDED", client.get_job_logs(job_id)
+    finally:
+        with contextlib.suppress(Exception):
+            client.stop_job(job_id)
+    summary, = hooks.received["/ok"]
+    assert (summary["event"], summary["submission_id"], summary["version"]) == (
+        "finished", job_id, "v001")
+    assert summary["counts"] == {"rendered": 1} and summary["sequence"] == "SQ020"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["broken previz on the cluster", "never started"])
+def test_a_job_that_ends_before_its_render_starts_is_notified(previz, ray_head, hooks, tmp_path,
+                                                              monkeypatch, case):
+    # Nothing of previz runs on the cluster in either case, so the trigger must tell.
+    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head.token)
+    if case == "broken previz on the cluster":
+        shadow = tmp_path / "shadow" / "previz"
+        shadow.mkdir(parents=True)
+        (shadow / "__init__.py").write_text('raise ImportError("this previz is broken")\n')
+        environment, options = f"{{PYTHONPATH: {shadow.parent}}}", []
+        reason = ("the job ended FAILED before its render started: Job entrypoint command "
+                  "failed with exit code 1")
+    else:
+        # A PATH without Ray's tools: the job's supervisor never comes up and the job stays
+        # PENDING (until Ray's own 15-minute limit, which --start-timeout undercuts).
+        environment, options = "{PATH: /nonexistent}", ["--start-timeout", "8"]
+        reason = "the render had not started 8 s after submission (the job is PENDING)"
+    path = write_job(tmp_path, job_text(tmp_path / "renders", cluster=ray_head.address, extra=f"""\
+        environment: {environment}
+        notify: ["{hooks.url}/ok"]
+        """), board=SYNTHETIC_BOARD)
+    client = ray_head.client()
+    day = 16 if case == "broken previz on the cluster" else 17
+    job_id = f"previz-test-nightly-202501{day}t1930z"
+    try:
+        result = previz("jobs", "run", path, "--slot", f"2025-01-{day}T19:30", *options)
+        assert result.code == 1, result.out + result.err
+        assert f"previz: {job_id}: {reason}" in result.err
+        assert f"ray job delete {job_id}" in result.err
+        assert "notified 1 of 1 webhook of the failure" in result.err
+    finally:
+        with contextlib.suppress(Exception):
+            client.stop_job(job_id)
+    summary, = hooks.received["/ok"]
+    assert (summary["event"], summary["submission_id"]) == ("failed", job_id)
+    assert summary["error"].startswith(reason)
+    if case == "broken previz on the cluster":
+        assert summary["error"].endswith("its log ends: ImportError: this previz is broken")
 
 
 def test_unreachable_cluster_fails_notifies_and_exits_non_zero(previz, hooks, tmp_path):

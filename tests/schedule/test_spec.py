@@ -72,7 +72,7 @@ def test_every_problem_reported_at_once_with_its_location(previz, tmp_path):
     assert "not a known time zone" in found[7] and "did you mean 'Europe/London'" in found[7]
     assert "'7am' is not a time" in found[8]
     assert "'urgent' is not allowed" in found[9] and "low, normal, high" in found[9]
-    assert "'panic' is not allowed" in found[10]
+    assert "'panic' is not allowed" in found[10] and "draft, fewer-steps, continue" in found[10]
     assert "unknown field 'colour'" in found[11]
     assert "1 of 1 job file(s) invalid" in result.err
 
@@ -143,3 +143,19 @@ def test_not_a_file(previz, tmp_path):
     (tmp_path / "list.yaml").write_text("- a\n- b\n")
     result = previz("jobs", "validate", tmp_path / "list.yaml")
     assert result.code == 2 and "not a mapping" in result.err
+
+
+def test_the_renders_environment_is_checked(previz, tmp_path):
+    path = write_job(tmp_path, job_text(tmp_path / "r", extra="""\
+        environment: {HF_HOME: /mnt/weights, RETRIES: 3}
+        """))
+    assert load_job(path).spec.environment == {"HF_HOME": "/mnt/weights", "RETRIES": "3"}
+    for entry, message in (("{1BAD: x}", "'1BAD' is not an environment variable name"),
+                           ("{PREVIZ_JOB: x}", "PREVIZ_JOB* variables are set by `previz jobs "
+                                               "run` itself"),
+                           ("{HF_HOME: [a, b]}", "HF_HOME: ['a', 'b'] is not a value")):
+        path.write_text(job_text(tmp_path / "r", extra=f"environment: {entry}\n"))
+        result = previz("jobs", "validate", path)
+        assert result.code == 2
+        (line, found), = problems(result.err)
+        assert line == 9 and message in found, result.err
