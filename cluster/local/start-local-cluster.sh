@@ -91,14 +91,35 @@ PY
 wait_for_port "$gcs_port" 120 || { echo "start-local-cluster: the head did not start — see" \
   "$dir/head.log" >&2; false; }
 
-for ((i = 1; i <= workers; i++)); do
+# One worker at a time, each up before the next: raylets starting together on a small machine
+# can time out registering ("The current node timed out during startup"), and a cluster short of
+# a node would quietly have fewer GPUs than asked for.
+start_worker() {
   read -r worker_agent worker_metrics <<< "$(free_ports 2)"
   nohup ray start --block --address "127.0.0.1:$gcs_port" --temp-dir "$dir" \
     --node-ip-address 127.0.0.1 \
     --dashboard-agent-listen-port "$worker_agent" --metrics-export-port "$worker_metrics" \
     --num-cpus "$cpus_per_worker" --num-gpus "$gpus_per_worker" \
-    > "$dir/worker-$i.log" 2>&1 &
-  echo "$!" >> "$pids"
+    > "$dir/worker-$1.log" 2>&1 &
+  worker_pid=$!
+  echo "$worker_pid" >> "$pids"
+  for ((waited = 0; waited < 240; waited++)); do
+    grep -qs "Ray runtime started" "$dir/worker-$1.log" && return 0
+    kill -0 "$worker_pid" 2>/dev/null || return 1
+    sleep 0.5
+  done
+  return 1
+}
+for ((i = 1; i <= workers; i++)); do
+  if ! start_worker "$i"; then
+    echo "start-local-cluster: worker node $i did not start (see $dir/worker-$i.log); trying" \
+      "once more" >&2
+    kill "$worker_pid" 2>/dev/null || true
+    sed -i "/^$worker_pid\$/d" "$pids"  # the stop script must never signal a reused pid
+    mv "$dir/worker-$i.log" "$dir/worker-$i.failed.log"
+    start_worker "$i" || { echo "start-local-cluster: worker node $i did not start — see" \
+      "$dir/worker-$i.log" >&2; false; }
+  fi
 done
 
 wait_for_port "$dashboard_port" 120 || { echo "start-local-cluster: the dashboard did not" \
