@@ -26,7 +26,9 @@ class _Summary:
 
     def figures(self, dispatcher: Any) -> dict[str, Any]:
         graph = dispatcher.graph
-        states = [s for s in graph.states.values() if s.status != "skipped"]
+        # Work put off for a deadline is no longer to be done: its stand-ins are.
+        states = [s for s in graph.states.values() if s.status not in ("skipped", "deferred")]
+        put_off = {s.task.shot_id for s in graph.states.values() if s.status == "deferred"}
         done = [s for s in states if s.status == "done"]
         failed = [s for s in states if s.status in ("failed", "blocked")]
         running = [s for s in states if s.status == "running"]
@@ -54,6 +56,7 @@ class _Summary:
                          f"seg {state.task.segment + 1}/{state.task.segments} "
                          f"{state.task.model}: step {step}/{total}")
         return {"done": len(done), "total": len(states), "failed": len(failed),
+                "put_off": len(put_off),
                 "frames_done": frames_done, "frames_total": frames_total,
                 "busy": busy, "workers": len(dispatcher.slots), "gpus": gpus,
                 "elapsed": elapsed, "eta": eta, "running": lines}
@@ -72,8 +75,10 @@ class LineDisplay(_Summary):
         self._last = time.time()
         f = self.figures(dispatcher)
         eta = f"{f['eta']:.0f}s" if f["eta"] is not None else "?"
+        put_off = (f", {f['put_off']} shot(s) standing in for the deadline" if f["put_off"]
+                   else "")
         print(f"previz: {f['done']}/{f['total']} tasks, {f['frames_done']}/{f['frames_total']} "
-              f"frames, {f['failed']} failed, {f['busy']}/{f['workers']} workers busy, "
+              f"frames, {f['failed']} failed{put_off}, {f['busy']}/{f['workers']} workers busy, "
               f"elapsed {f['elapsed']:.0f}s, eta {eta}", file=self.stream, flush=True)
         for line in f["running"]:
             print(f"previz:   {line}", file=self.stream, flush=True)
@@ -99,7 +104,8 @@ class RichDisplay(_Summary):
         f = self.figures(dispatcher)
         table = Table.grid(padding=(0, 1))
         table.add_row("shots", ProgressBar(total=f["total"], completed=f["done"], width=40),
-                      f"{f['done']}/{f['total']} tasks  {f['failed']} failed")
+                      f"{f['done']}/{f['total']} tasks  {f['failed']} failed"
+                      + (f"  {f['put_off']} standing in (deadline)" if f["put_off"] else ""))
         table.add_row("frames", ProgressBar(total=f["frames_total"], completed=f["frames_done"],
                                             width=40), f"{f['frames_done']}/{f['frames_total']}")
         eta = f"{f['eta']:.0f}s" if f["eta"] is not None else "…"
