@@ -32,7 +32,7 @@ from previz.store.keys import (
     version_name,
     version_prefix,
 )
-from previz.store.redact import redact
+from previz.store.takes import check_record
 
 __all__ = [
     "CutVersion",
@@ -108,7 +108,8 @@ class CutDraft:
                 f"{self.store.uri}: {self.version.prefix} has no files — put the cut's media "
                 "before publishing"
             )
-        body = dict(_check_manifest(self.store, manifest))
+        check_record(self.store, manifest, "manifest", _STORE_FIELDS)
+        body = dict(manifest)
         body.update(
             project=self.version.project,
             sequence=self.version.sequence,
@@ -234,7 +235,7 @@ def publish_cut(
     # 1. check everything before claiming anything
     sequence_prefix(project, sequence)
     _check_edit_key(store, edit_key)
-    _check_manifest(store, manifest)
+    check_record(store, manifest, "manifest", _STORE_FIELDS)
     if not files:
         raise StoreError(f"{store.uri}: a cut needs at least one file — pass its media")
     for name, path in files.items():
@@ -433,23 +434,3 @@ def _check_edit_key(store: Store, edit_key: object) -> str:
             "(1-128 letters, digits, '.', '_', ':' or '-')"
         )
     return edit_key
-
-
-def _check_manifest(store: Store, manifest: Mapping[str, Any]) -> Mapping[str, Any]:
-    if not isinstance(manifest, Mapping):
-        raise StoreError(f"{store.uri}: a manifest must be a dict, not {type(manifest).__name__}")
-    clash = sorted(set(manifest) & set(_STORE_FIELDS))
-    if clash:
-        raise StoreError(
-            f"{store.uri}: manifest sets {', '.join(clash)} — the store writes these; remove them"
-        )
-    try:
-        text = json.dumps(manifest, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise StoreError(f"{store.uri}: manifest is not plain JSON ({error})") from None
-    if redact(text) != text:
-        raise StoreError(
-            f"{store.uri}: manifest holds what looks like a credential or a presigned URL — "
-            "remove it; manifests are shared with everyone who can read the store"
-        )
-    return manifest

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -149,27 +150,30 @@ def take_link(store: Store, key: str, expires_s: int = DEFAULT_LINK_EXPIRY_S) ->
     return store.link(take_object(key, MEDIA_NAME), expires_s)
 
 
-def check_record(store: Store, record: dict[str, Any]) -> str:
-    """The record as JSON; refuses non-JSON values, store-owned fields and credentials."""
-    if not isinstance(record, dict):
-        raise StoreError(f"{store.uri}: a take record must be a dict, not {type(record).__name__}")
-    clash = sorted(set(record) & set(_STORE_FIELDS))
+def check_record(store: Store, record: Mapping[str, Any], what: str = "take record",
+                 owned: tuple[str, ...] = _STORE_FIELDS) -> str:
+    """`record` as JSON, for a document everyone who can read the store sees (a take record, a
+    cut manifest); refuses non-JSON values, the fields the store writes itself (`owned`) and
+    credentials."""
+    if not isinstance(record, Mapping):
+        raise StoreError(f"{store.uri}: a {what} must be a dict, not {type(record).__name__}")
+    clash = sorted(set(record) & set(owned))
     if clash:
         raise StoreError(
-            f"{store.uri}: take record sets {', '.join(clash)} — the store writes these; "
-            "remove them from the record"
+            f"{store.uri}: {what} sets {', '.join(clash)} — the store writes these; "
+            f"remove them from the {what}"
         )
     try:
         text = json.dumps(record, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise StoreError(
-            f"{store.uri}: take record is not plain JSON ({error}) — pass str, int, float, bool, "
+            f"{store.uri}: {what} is not plain JSON ({error}) — pass str, int, float, bool, "
             "None, lists and dicts only"
         ) from None
     if redact(text) != text:
         raise StoreError(
-            f"{store.uri}: take record holds what looks like a credential or a presigned URL — "
-            "remove it; records are shared with everyone who can read the store"
+            f"{store.uri}: {what} holds what looks like a credential or a presigned URL — "
+            f"remove it; {what}s are shared with everyone who can read the store"
         )
     return text
 
