@@ -90,9 +90,9 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: Any, *,
     from previz.store import (
         DEFAULT_LINK_EXPIRY_S,
         cut_links,
-        find_version,
         open_store,
         reserve_version,
+        unchanged_version,
     )
 
     options = options or AssembleOptions()
@@ -104,7 +104,7 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: Any, *,
         # 1. the takes
         takes = takes_from_report(plan, store, report, scratch_path / "takes")
         # 2. reuse a published version of the same edit
-        version = find_version(store, plan.project, plan.sequence,
+        version = unchanged_version(store, plan.project, plan.sequence,
                                cut_edit_key(plan, takes, options))
         if version is None:
             # 3. claim, assemble

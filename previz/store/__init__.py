@@ -18,12 +18,12 @@ from previz.store.cuts import (
     CutDraft,
     CutVersion,
     cut_links,
-    find_version,
     latest_version,
     publish_cut,
     published_versions,
     read_manifest,
     reserve_version,
+    unchanged_version,
 )
 from previz.store.errors import AlreadyExists, NotFound, StoreError, WriteConflict
 from previz.store.ledger import (
@@ -70,7 +70,7 @@ __all__ = [
     "publish_cut",
     "latest_version",
     "published_versions",
-    "find_version",
+    "unchanged_version",
     "read_manifest",
     "cut_links",
     "Attempt",

@@ -44,7 +44,7 @@ __all__ = [
     "publish_cut",
     "latest_version",
     "published_versions",
-    "find_version",
+    "unchanged_version",
     "read_manifest",
     "cut_links",
 ]
@@ -246,9 +246,9 @@ def publish_cut(
                 "render or assemble it first"
             )
     # 2. an unchanged edit keeps its version
-    latest = latest_version(store, project, sequence)
-    if latest is not None and latest.edit_key == edit_key:
-        return replace(latest, reused=True)
+    unchanged = unchanged_version(store, project, sequence, edit_key)
+    if unchanged is not None:
+        return unchanged
     # 3. claim a version, upload media, publish the manifest (cleans up on any failure)
     with reserve_version(store, project, sequence) as draft:
         for name, path in files.items():
@@ -284,16 +284,15 @@ def published_versions(store: Store, project: str, sequence: str) -> list[int]:
 
 
 @naming_store
-def find_version(store: Store, project: str, sequence: str, edit_key: str) -> CutVersion | None:
-    """The newest published version of this edit fingerprint, if any."""
+def unchanged_version(store: Store, project: str, sequence: str,
+                      edit_key: str) -> CutVersion | None:
+    """The latest version, if it is this edit: publishing the same edit again reuses it. An
+    older version of the same edit is not: going back to an earlier edit makes a new latest
+    version, so `latest` never points back and version numbers only grow."""
     _check_edit_key(store, edit_key)
     latest = latest_version(store, project, sequence)
     if latest is not None and latest.edit_key == edit_key:
         return replace(latest, reused=True)
-    for number in reversed(published_versions(store, project, sequence)):
-        manifest = read_manifest(store, project, sequence, number)
-        if manifest.get("edit_key") == edit_key:
-            return _version_from(project, sequence, number, edit_key, reused=True)
     return None
 
 

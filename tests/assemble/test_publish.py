@@ -142,6 +142,11 @@ def test_the_same_takes_reuse_the_version_and_a_changed_take_mints_the_next(setu
     v003 = read_manifest(store, "TESTPROJ", "SQ010", "v003")
     assert v003["shots"][1]["take_key"] == new_takes["SH0020"].key
     assert v003["shots"][1]["seed"] == 9
+    # back to the first seed: the edit of v002 again, published as v004 (latest never points
+    # back to an older version)
+    back = assemble_and_publish(plan, uri, render_report(plan))
+    assert back["version"] == "v004" and not back["reused"]
+    assert read_manifest(store, "TESTPROJ", "SQ010", "v004")["edit_key"] == v002["edit_key"]
 
 
 def test_a_cut_assembled_for_a_taken_version_is_refused(setup, tmp_path):

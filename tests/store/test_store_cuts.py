@@ -16,12 +16,12 @@ from previz.store import (
     Store,
     StoreError,
     cut_links,
-    find_version,
     latest_version,
     publish_cut,
     published_versions,
     read_manifest,
     reserve_version,
+    unchanged_version,
 )
 
 
@@ -86,9 +86,9 @@ def test_versions_advance_and_unchanged_edits_are_reused(store: Store, cut_files
     assert published_versions(store, "LIGHTHOUSE", "SQ010") == [1, 2]
     # Going back to an older edit makes a new newest version (latest never points back).
     assert publish(store, cut_files, "edit-a").name == "v003"
-    assert find_version(store, "LIGHTHOUSE", "SQ010", "edit-a").name == "v003"
-    assert find_version(store, "LIGHTHOUSE", "SQ010", "edit-b").name == "v002"
-    assert find_version(store, "LIGHTHOUSE", "SQ010", "edit-z") is None
+    assert unchanged_version(store, "LIGHTHOUSE", "SQ010", "edit-a").name == "v003"
+    assert unchanged_version(store, "LIGHTHOUSE", "SQ010", "edit-b") is None  # not the latest
+    assert unchanged_version(store, "LIGHTHOUSE", "SQ010", "edit-z") is None
     assert read_manifest(store, "LIGHTHOUSE", "SQ010", "latest")["name"] == "v003"
     assert read_manifest(store, "LIGHTHOUSE", "SQ010", "v002")["edit_key"] == "edit-b"
 
