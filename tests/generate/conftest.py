@@ -18,14 +18,18 @@ from previz.catalog import model_spec  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_weights(tmp_path_factory):
     """tiny_weights(name) -> folder of a saved tiny pipeline, built on first use."""
-    from tiny_pipelines import BUILDERS
+    import importlib
 
+    # Every tiny_*.py beside this file contributes its BUILDERS (one module per model family).
+    builders = {}
+    for module in sorted(Path(__file__).parent.glob("tiny_*.py")):
+        builders.update(importlib.import_module(module.stem).BUILDERS)
     root = tmp_path_factory.mktemp("tiny-pipelines")
     built: dict[str, Path] = {}
 
     def get(name: str) -> Path:
         if name not in built:
-            built[name] = BUILDERS[name](root / name)
+            built[name] = builders[name](root / name)
         return built[name]
 
     return get
