@@ -84,6 +84,8 @@ class ModelSpec:
     default_steps: int
     default_guidance: float
     revision: str | None = None
+    # Makes default_size only (learned position embeddings fix it: CogVideoX-5b-I2V).
+    fixed_size: bool = False
     notes: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -189,7 +191,7 @@ _ENTRIES: list[ModelSpec] = [
           "THUDM/CogVideoX-5b-I2V", {T, FIRST}, fps=8.0, frames=FrameRule(48, 1, 49),
           size_multiple=8, default_size=(720, 480), max_pixels=720 * 480, gpu_memory_gb=24.0,
           cost_per_frame_step=180 / (49 * 50), load_seconds=40.0, default_steps=50,
-          default_guidance=6.0),
+          default_guidance=6.0, fixed_size=True),
     # HunyuanVideo
     _spec("hunyuanvideo", "hunyuanvideo", "HunyuanVideoPipeline",
           "hunyuanvideo-community/HunyuanVideo", {T}, fps=24.0, frames=FrameRule(4, 1, 129),

@@ -13,7 +13,8 @@ step callback for progress. How each family takes its images:
   Wan VACE          reference_images=[...]; first/last frames through video + mask
   LTX condition     conditions=[LTXVideoCondition(image, frame_index=0 / last)]
   CogVideoX I2V     image=first
-  SkyReels-V2 DF    text alone, or its image-to-video sibling with image / last_image
+  SkyReels-V2 DF    text alone, or its image-to-video sibling with image / last_image;
+                    past base_num_frames, windows overlapping by overlap_history frames
   Wan 2.2 TI2V      text alone, or WanImageToVideoPipeline on the same weights for a first image
   SVD               image=first (no prompt: noted in the record)
 
@@ -103,6 +104,11 @@ _NOT_CALL_OPTIONS = LOAD_OPTIONS | frozenset({
     "load_seconds", "seconds_per_frame", "seconds_per_frame_step", "seconds_per_shot", "faults",
     "codec", "gpus", "gpu_memory_gb",
 })
+# Frames two SkyReels-V2 windows share in a long video (diffusers recommends 17 or 37).
+_OVERLAP_HISTORY = 17
+# Long-video pipelines that fail (IndexError, diffusers 0.42) on a last window shorter than
+# base_num_frames: previz generates whole windows and keeps the frames asked for.
+_WHOLE_WINDOWS_ONLY = frozenset({"SkyReelsV2DiffusionForcingImageToVideoPipeline"})
 _DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp16": "float16",
            "float32": "float32", "fp32": "float32"}
 
@@ -308,6 +314,16 @@ class DiffusersGenerator:
                 self.applied["vae_tiling"] = True
             else:
                 self.load_warnings.append(f"vae_tiling: {self.spec.pipeline}'s VAE has no tiling")
+        tuning = [f"{name}={options[name]!r}" for name in ("attention_backend", "cache", "compile")
+                  if _truthy(options.get(name))]
+        if tuning and not self._transformers():  # SVD: a UNet, which these would skip silently
+            unet = getattr(pipe, "unet", None)
+            one = len(tuning) == 1
+            raise GeneratorLoadError(
+                f"model {self.spec.name}: {', '.join(tuning)} {'acts' if one else 'act'} on a "
+                f"diffusion transformer and {type(pipe).__name__} has none"
+                f"{f' (it denoises with a {type(unet).__name__})' if unet is not None else ''}"
+                f" — drop {'it' if one else 'them'} for this model")
         backend = options.get("attention_backend")
         if backend:
             for transformer in self._transformers():
@@ -421,6 +437,7 @@ class DiffusersGenerator:
         first, last, references = self._pictures(task, images)
         pipe = self._pipeline_for(first is not None or last is not None)
         parameters = _call_parameters(pipe)
+        self._check_trained_size(task, pipe)
         family = self.spec.family
 
         prompt = assemble_prompt(task, family)
@@ -429,7 +446,7 @@ class DiffusersGenerator:
             "num_inference_steps": task.steps, "guidance_scale": task.guidance,
             "output_type": "np",
         }
-        max_length = self._max_sequence_length(task, parameters)
+        max_length = self._max_sequence_length(task, parameters, pipe, warnings)
         if "prompt" in parameters:
             kwargs["prompt"], cut = _fit_prompt(pipe, prompt, max_length)
             if cut:
@@ -451,13 +468,30 @@ class DiffusersGenerator:
             kwargs["fps"] = round(task.fps)
         if "max_guidance_scale" in parameters:  # SVD: guidance ramps from 1 to the shot's value
             kwargs.pop("guidance_scale", None)
-            kwargs["min_guidance_scale"], kwargs["max_guidance_scale"] = 1.0, task.guidance
+            # One frame has no ramp: from 1.0 SVD would prepare the image for guidance and then
+            # denoise without it (a shape error); the shot's value alone keeps the two in step.
+            low = 1.0 if task.num_frames > 1 else task.guidance
+            kwargs["min_guidance_scale"], kwargs["max_guidance_scale"] = low, task.guidance
+        window = parameters.get("base_num_frames")
+        if "overlap_history" in parameters and window is not None:
+            # SkyReels-V2 diffusion forcing: past one window (base_num_frames) it generates in
+            # overlapping windows and then requires overlap_history (an option may choose it)
+            base = {**self.options, **task.options}.get("base_num_frames", window.default)
+            if str(base).isdigit() and task.num_frames > int(base):
+                kwargs["overlap_history"] = _OVERLAP_HISTORY
         extra, unknown = self._call_options(task, parameters)
         kwargs.update(extra)
         if unknown:
             warnings.append(f"options not used by {type(pipe).__name__}: "
                             f"{', '.join(sorted(unknown))}")
         kwargs = {k: v for k, v in kwargs.items() if k in parameters}
+        padded = _whole_windows(pipe, kwargs, parameters)
+        if padded:
+            warnings.append(f"{type(pipe).__name__} fails on a partial last window: generated "
+                            f"{padded} frames (whole windows) and kept the first "
+                            f"{task.num_frames}")
+            kwargs["num_frames"] = padded
+        warnings += _text_encoder_notes(pipe, kwargs, parameters)
 
         steps_done = 0
         total = task.steps
@@ -483,6 +517,8 @@ class DiffusersGenerator:
                              "frames": task.num_frames, "steps": task.steps}) from exc
         finished = time.monotonic()
         frames = _to_uint8(output.frames if hasattr(output, "frames") else output[0])
+        if padded:
+            frames = frames[:task.num_frames]
         record = {
             "generator": "diffusers", "model": self.spec.name,
             "pipeline": type(pipe).__name__, "weights": self.weights,
@@ -578,14 +614,33 @@ class DiffusersGenerator:
         if references and "reference_images" not in parameters:
             raise GeneratorError(f"{task.shot_id}: {name} takes no reference images")
 
-    def _max_sequence_length(self, task: ShotTask, parameters) -> int | None:
+    def _max_sequence_length(self, task: ShotTask, parameters, pipe,
+                             warnings: list[str]) -> int | None:
         value = task.options.get("max_sequence_length", self.options.get("max_sequence_length"))
+        trained = _trained_text_length(pipe)
+        if trained is not None:  # CogVideoX: the transformer's own length before the pipeline's
+            length, fixed = trained
+            if value is None:
+                return length
+            if fixed and int(value) != length:
+                warnings.append(f"max_sequence_length={value} not used: {self.spec.name}'s "
+                                f"transformer takes exactly {length} text tokens (its position "
+                                "embeddings span them)")
+                return length
         if value is not None:
             return int(value)
         parameter = parameters.get("max_sequence_length")
         if parameter is not None and isinstance(parameter.default, int):
             return parameter.default
         return None
+
+    def _check_trained_size(self, task: ShotTask, pipe) -> None:
+        size = _trained_size(pipe)
+        if size is not None and size != (task.width, task.height):
+            raise GeneratorError(
+                f"{task.shot_id}: model {self.spec.name} makes {size[0]}x{size[1]} only (its "
+                f"learned position embeddings fix the size), not {task.width}x{task.height} — "
+                f"give the shot size {size[0]}x{size[1]} and let the cut scale it")
 
     def _call_options(self, task: ShotTask, parameters) -> tuple[dict[str, Any], set[str]]:
         merged = {**self.options, **task.options}
@@ -735,18 +790,70 @@ def _memory_exhausted(exc: BaseException, torch) -> str | None:
     return None
 
 
+def _transformer_config(pipe) -> Any:
+    return getattr(getattr(pipe, "transformer", None), "config", None)
+
+
+def _trained_text_length(pipe) -> tuple[int, bool] | None:
+    """The text length a CogVideoX transformer is built for (max_text_seq_length), and whether
+    it takes no other: sincos or learned position embeddings span the text tokens too
+    (CogVideoX-2b, CogVideoX-5b-I2V: any other length is a tensor size error), rotary ones
+    (CogVideoX-5b) do not. None for transformers that do not say."""
+    config = _transformer_config(pipe)
+    length = getattr(config, "max_text_seq_length", None)
+    if not isinstance(length, int):
+        return None
+    fixed = (not getattr(config, "use_rotary_positional_embeddings", False)
+             or bool(getattr(config, "use_learned_positional_embeddings", False)))
+    return length, fixed
+
+
+def _trained_size(pipe) -> tuple[int, int] | None:
+    """(width, height) of a transformer whose learned position embeddings allow no other size
+    (CogVideoX-5b-I2V: 720x480), or None."""
+    config = _transformer_config(pipe)
+    if not getattr(config, "use_learned_positional_embeddings", False):
+        return None
+    scale = getattr(pipe, "vae_scale_factor_spatial", None)
+    width, height = getattr(config, "sample_width", None), getattr(config, "sample_height", None)
+    if not all(isinstance(v, int) for v in (scale, width, height)):
+        return None
+    return width * scale, height * scale
+
+
 def _call_parameters(pipe) -> dict[str, inspect.Parameter]:
     return dict(inspect.signature(type(pipe).__call__).parameters)
+
+
+def _whole_windows(pipe, kwargs: dict[str, Any], parameters) -> int | None:
+    """The frame count to generate so that a long call of a _WHOLE_WINDOWS_ONLY pipeline ends on
+    a whole window (windows of base_num_frames, each after the first sharing overlap_history
+    frames with the one before); None when the call needs no change."""
+    overlap, frames = kwargs.get("overlap_history"), kwargs.get("num_frames")
+    base = kwargs.get("base_num_frames", getattr(parameters.get("base_num_frames"), "default",
+                                                  None))
+    temporal = getattr(pipe, "vae_scale_factor_temporal", None)
+    if type(pipe).__name__ not in _WHOLE_WINDOWS_ONLY or not all(
+            isinstance(v, int) for v in (overlap, frames, base, temporal)) or frames <= base:
+        return None
+    latent, window, shared = ((n - 1) // temporal + 1 for n in (frames, base, overlap))
+    if window <= shared:
+        return None  # no window ever advances: left to the pipeline
+    stride = window - shared
+    whole = window + -(-(latent - window) // stride) * stride
+    padded = (whole - 1) * temporal + 1
+    return padded if padded > frames else None
 
 
 def _token_count(tokenizer, text: str) -> int:
     return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
 
 
-def _fit_prompt(pipe, text: str, max_length: int | None) -> tuple[str, str]:
-    """The prompt cut at a word boundary to fit the text encoder, and what was cut ('' if
-    nothing was)."""
-    tokenizer = getattr(pipe, "tokenizer", None)
+def _fit_prompt(pipe, text: str, max_length: int | None,
+                tokenizer_name: str = "tokenizer") -> tuple[str, str]:
+    """The prompt cut at a word boundary to fit the text encoder (of `tokenizer_name`), and
+    what was cut ('' if nothing was)."""
+    tokenizer = getattr(pipe, tokenizer_name, None)
     if tokenizer is None or not max_length or _token_count(tokenizer, text) <= max_length:
         return text, ""
     words = text.split()
@@ -758,6 +865,42 @@ def _fit_prompt(pipe, text: str, max_length: int | None) -> tuple[str, str]:
         else:
             high = middle - 1
     return " ".join(words[:low]), " ".join(words[low:])
+
+
+def _text_encoder_notes(pipe, kwargs: dict[str, Any], parameters) -> list[str]:
+    """What the call's text encoders will not read, as warnings (kwargs is updated in place):
+    1. a negative prompt a pipeline applies only with true_cfg_scale > 1 (HunyuanVideo, guidance-
+    distilled) is dropped, not recorded as used; 2. a second text encoder (tokenizer_2, reading
+    prompt_2, which defaults to the prompt: HunyuanVideo's CLIP) that truncates the text is
+    named with its limit and the words it does not see. The prompt itself is left whole."""
+    notes = []
+    name = type(pipe).__name__
+    true_cfg = parameters.get("true_cfg_scale")
+    if true_cfg is not None and kwargs.get("negative_prompt"):
+        try:
+            scale = float(kwargs.get("true_cfg_scale", true_cfg.default))
+        except (TypeError, ValueError):
+            scale = None
+        if scale is not None and scale <= 1:
+            kwargs.pop("negative_prompt")
+            notes.append(f"negative prompt not used: {name} applies it only with "
+                         f"true_cfg_scale > 1 (true classifier-free guidance, a second "
+                         f"transformer pass per step; now {scale:g}) — set option "
+                         "true_cfg_scale to use it")
+    tokenizer = getattr(pipe, "tokenizer_2", None)
+    limit = getattr(tokenizer, "model_max_length", None)
+    if "prompt_2" not in parameters or not isinstance(limit, int) or not 0 < limit < 100_000:
+        return notes
+    encoder = type(getattr(pipe, "text_encoder_2", None)).__name__
+    for label, key in (("prompt", "prompt"), ("negative prompt", "negative_prompt")):
+        text = kwargs.get(f"{key}_2") or kwargs.get(key)
+        if not isinstance(text, str):
+            continue
+        _, unseen = _fit_prompt(pipe, text, limit, "tokenizer_2")
+        if unseen:
+            notes.append(f"the second text encoder ({encoder}, tokenizer_2) reads at most "
+                         f"{limit} tokens of the {label}: it does not see “{unseen}”")
+    return notes
 
 
 def _vace_keyframes(first, last, task: ShotTask):

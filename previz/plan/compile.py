@@ -203,6 +203,12 @@ class _Compiler:
         if size_text is None:
             return spec.default_size or self.board.size
         width, height = parse_size(size_text, "size")
+        if spec.fixed_size and (width, height) != spec.default_size:
+            only = "x".join(map(str, spec.default_size))
+            self.problem(loc, f"{field_name(loc)}: {spec.name} makes {only} only (its learned "
+                         f"position embeddings fix the size), not {size_text!r} — use {only} "
+                         "or leave size out, and let the cut scale it to delivery")
+            return None
         multiple = spec.size_multiple
         if width % multiple or height % multiple:
             fit = f"{width // multiple * multiple}x{height // multiple * multiple}"

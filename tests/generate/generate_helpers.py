@@ -3,6 +3,7 @@ measurements of decoded frames."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import av
@@ -13,6 +14,22 @@ from previz.catalog import model_spec
 from previz.plan.types import CameraSpec, Conditioning, ShotTask
 
 PROMPT = "an old keeper climbs the last steps into the glass lamp room"
+
+
+def spy_on(monkeypatch, target) -> list[dict]:
+    """Record the keyword arguments of every call to a pipeline class (`target`, or the class of
+    a generator's pipeline); the real pipeline still runs."""
+    cls = target if isinstance(target, type) else type(target.pipe)
+    calls: list[dict] = []
+    original = cls.__call__
+
+    @functools.wraps(original)
+    def recording(self, *args, **kwargs):
+        calls.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "__call__", recording)
+    return calls
 
 
 def make_task(model: str = "draft", **fields) -> ShotTask:

@@ -4,7 +4,6 @@ accepts, so every call takes about a second on a CPU."""
 
 from __future__ import annotations
 
-import functools
 import json
 import pickle
 import shutil
@@ -14,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from generate_helpers import condition, make_task, solid
+from generate_helpers import condition, make_task, solid, spy_on
 from PIL import Image
 
 from previz.catalog import model_spec
@@ -33,22 +32,6 @@ LTX = dict(width=32, height=32, num_frames=9, fps=24.0)
 T2V, I2V, FLF, VACE, LTXV = ("wan2.1-t2v-1.3b", "wan2.1-i2v-14b-480p", "wan2.1-flf2v-14b-720p",
                              "wan2.1-vace-1.3b", "ltx-video")
 TI2V = "wan2.2-ti2v-5b"
-
-
-def spy_on(monkeypatch, generator) -> list[dict]:
-    """Record the keyword arguments of every call to the generator's pipeline class; the real
-    pipeline still runs."""
-    calls: list[dict] = []
-    cls = type(generator.pipe)
-    original = cls.__call__
-
-    @functools.wraps(original)
-    def recording(self, *args, **kwargs):
-        calls.append(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(cls, "__call__", recording)
-    return calls
 
 
 @pytest.mark.slow

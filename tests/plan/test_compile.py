@@ -249,6 +249,17 @@ def test_sizes_the_model_cannot_make(tmp_path, size, expect):
     assert "shots[0].size" in message and expect in message
 
 
+def test_a_model_of_one_size_refuses_another(tmp_path):
+    board = HEAD.format(fps=24, model="cogvideox-5b") + \
+        "  - {id: SH0010, duration: 2s, prompt: x, image: refs/panel.png, size: SIZE}\n"
+    message = compile_error(tmp_path, board.replace("SIZE", "640x480"))
+    assert "shots[0].size: cogvideox-5b-i2v makes 720x480 only" in message
+    assert "not '640x480' — use 720x480 or leave size out" in message
+    plan = compile_text(tmp_path, board.replace("SIZE", "720x480"))
+    task = plan.shots[0].selected_take.final_task
+    assert (task.model, task.width, task.height) == ("cogvideox-5b-i2v", 720, 480)
+
+
 def test_edit_key_tracks_the_edit(tmp_path):
     text = HEAD.format(fps=24, model="draft") + textwrap.dedent("""\
           - {id: SH0010, duration: 2s, prompt: a, takes: 2}
