@@ -82,7 +82,7 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: Any, *,
     {version, reused, folder, cut, review, review_page, otio, edl, xml, contact_sheet, links}.
 
     1. open the store; fetch the take each shot shows;
-    2. an edit already published is reused as it is;
+    2. the latest version, when it is this edit, is reused as it is;
     3. claim the next version and assemble the cut for it;
     4. publish: media first, manifest last;
     5. links to the files (presigned on S3; the review page's link carries them).
@@ -103,9 +103,9 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: Any, *,
         scratch_path = Path(scratch)
         # 1. the takes
         takes = takes_from_report(plan, store, report, scratch_path / "takes")
-        # 2. reuse a published version of the same edit
+        # 2. reuse the latest version when it is this edit
         version = unchanged_version(store, plan.project, plan.sequence,
-                               cut_edit_key(plan, takes, options))
+                                    cut_edit_key(plan, takes, options))
         if version is None:
             # 3. claim, assemble
             with reserve_version(store, plan.project, plan.sequence) as draft:

@@ -236,9 +236,11 @@ def _run(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     slot = parse_time(args.slot, job.tz) if args.slot else None
     timeout = START_TIMEOUT_S if args.start_timeout is None else args.start_timeout
-    if timeout <= 0 or args.no_wait and args.start_timeout is not None:
-        raise InvalidInput(f"--start-timeout {args.start_timeout}: give a number of seconds "
-                           "above 0, and not with --no-wait")
+    if args.no_wait and args.start_timeout is not None:
+        raise InvalidInput("--start-timeout: not with --no-wait, which does not wait — keep one")
+    if timeout <= 0:
+        raise InvalidInput(f"--start-timeout {args.start_timeout:g}: give the seconds to wait, "
+                           "above 0, such as 600")
     try:
         result = run_job(job, slot=slot, address=args.address)
     except PrevizError as error:

@@ -128,8 +128,8 @@ class RenderStart:
 
 
 def wait_for_render(job: Job, run: JobRun, *, timeout: float = START_TIMEOUT_S,
-                    poll: float = 1.0, notify_options: dict[str, Any] | None = None,
-                    client: Any = None) -> RenderStart:
+                    poll: float = 1.0,
+                    notify_options: dict[str, Any] | None = None) -> RenderStart:
     """Follow a just-submitted job until its render has started and owns notifying.
 
     A job can end before `previz render` runs — its runtime environment cannot be set up, the
@@ -142,7 +142,7 @@ def wait_for_render(job: Job, run: JobRun, *, timeout: float = START_TIMEOUT_S,
     """
     import time
 
-    client = client or _client(run.address)
+    client = _client(run.address)
     limit = time.monotonic() + timeout
     while True:
         try:

@@ -197,3 +197,16 @@ def test_a_slot_the_schedule_never_fires_at(previz, tmp_path):
            "2025-01-14 19:30 GMT" in result.err
     result = previz("jobs", "run", path, "--slot", "yesterday")
     assert result.code == 2 and "not a time — write ISO 8601" in result.err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--start-timeout", "0"], "--start-timeout 0: give the seconds to wait, above 0"),
+    (["--no-wait", "--start-timeout", "60"], "--start-timeout: not with --no-wait"),
+])
+def test_start_timeout_is_checked_before_anything_is_submitted(previz, hooks, tmp_path,
+                                                               options, message):
+    path = write_job(tmp_path, job_text(tmp_path / "r", extra=f'notify: ["{hooks.url}/ok"]\n'),
+                     board=SYNTHETIC_BOARD)
+    result = previz("jobs", "run", path, "--slot", "2025-01-13T19:30", *options)
+    assert result.code == 2 and message in result.err
+    assert hooks.received == {}  # refused as input: nothing was tried, nobody is told
