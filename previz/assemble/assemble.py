@@ -115,9 +115,9 @@ class _Shot:
         """DRAFT, or DRAFT 10/40 STEPS for a fewer-steps take."""
         if not self.draft:
             return None
-        steps, final = _task(self).steps, self.plan.selected_take.final_task.steps
-        if _task(self).generator != "draft" and steps < final:
-            return f"DRAFT {steps}/{final} STEPS"
+        task, final = _task(self), self.plan.selected_take.final_task.steps
+        if task.generator != "draft" and task.steps < final:
+            return f"DRAFT {task.steps}/{final} STEPS"
         return "DRAFT"
 
 
@@ -609,7 +609,7 @@ def _page(plan: RenderPlan, shots: list[_Shot], cut_shots: list[CutShot],
             if stand_in is not None and stand_in.key == shown:
                 entries.append(ReviewTake(stand_in.take, stand_in.seed, stand_in.key, False, True,
                                           options.take_status.get(stand_in.key, "draft"),
-                                          draft=shot.draft_label or "DRAFT"))
+                                          draft=shot.draft_label))
         takes.append(entries)
     player = f"{name}_review.mp4" if options.review else f"{name}.mp4"
     downloads = [("cut (mp4)", f"{name}.mp4")]

@@ -63,8 +63,8 @@ def plan_from_storyboard(board: Storyboard) -> RenderPlan:
     resolved = [compiler.resolve_shot(index, shot) for index, shot in enumerate(board.shots)]
     if compiler.problems:
         raise InvalidInput(sorted(compiler.problems, key=lambda p: (p.line, p.column)))
-    takes = compiler.build_takes(resolved)
-    shots = compiler.place_on_timeline(resolved, takes)
+    takes, reduced = compiler.build_takes(resolved)
+    shots = compiler.place_on_timeline(resolved, takes, reduced)
     return compiler.plan(shots)
 
 
@@ -232,9 +232,14 @@ class _Compiler:
         return PROMPT_NAME.sub(description, prompt)
 
     # 3. takes and tasks
-    def build_takes(self, resolved: list[_ResolvedShot]) -> dict[str, list[TakePlan]]:
+    def build_takes(self, resolved: list[_ResolvedShot]
+                    ) -> tuple[dict[str, list[TakePlan]], dict[str, TakePlan | None]]:
+        """Each shot's takes, and its fewer-steps take for a deadline (None when its steps
+        cannot be cut): that one continues what the final take continues, because an
+        image-to-video variant needs that first frame whatever its steps."""
         by_id = {r.shot.id: r for r in resolved}
         takes: dict[str, list[TakePlan]] = {}
+        reduced: dict[str, TakePlan | None] = {}
 
         def build(item: _ResolvedShot) -> list[TakePlan]:
             if item.shot.id in takes:
@@ -245,11 +250,14 @@ class _Compiler:
                 continued_key = parent[by_id[item.shot.continues].shot.select - 1].key
             takes[item.shot.id] = [self._take(item, number, continued_key)
                                    for number in range(1, item.shot.takes + 1)]
+            steps = reduced_steps(item.steps) if item.spec.generator != "draft" else None
+            reduced[item.shot.id] = (self._take(replace(item, steps=steps), item.shot.select,
+                                                continued_key) if steps is not None else None)
             return takes[item.shot.id]
 
         for item in resolved:
             build(item)
-        return takes
+        return takes, reduced
 
     def _take(self, item: _ResolvedShot, number: int, continued_key: str | None) -> TakePlan:
         shot, spec = item.shot, item.spec
@@ -329,11 +337,10 @@ class _Compiler:
         return refs
 
     # 4. timeline
-    def place_on_timeline(self, resolved: list[_ResolvedShot],
-                          takes: dict[str, list[TakePlan]]) -> list[ShotPlan]:
+    def place_on_timeline(self, resolved: list[_ResolvedShot], takes: dict[str, list[TakePlan]],
+                          reduced: dict[str, TakePlan | None]) -> list[ShotPlan]:
         shots: list[ShotPlan] = []
         record_out = 0
-        by_id = {item.shot.id: item for item in resolved}
         for item in resolved:
             shot = item.shot
             overlap = 0
@@ -346,24 +353,16 @@ class _Compiler:
             record_in = record_out - overlap
             record_out = record_in + item.frames
             shot_takes = takes[shot.id]
-            fallback = reduced = None
+            fallback = None
             if item.spec.generator != "draft":
                 fallback = self._take(self._as_draft(item), shot.select, continued_key=None)
-                steps = reduced_steps(item.steps)
-                if steps is not None:
-                    # Continues what the final take continues: an image-to-video variant
-                    # needs that first frame whatever its steps.
-                    parent = by_id.get(shot.continues) if shot.continues else None
-                    continued_key = (takes[parent.shot.id][parent.shot.select - 1].key
-                                     if parent else None)
-                    reduced = self._take(replace(item, steps=steps), shot.select, continued_key)
             shots.append(ShotPlan(
                 id=shot.id, index=item.index, frames=item.frames,
                 seconds=float(item.frames / self.fps), record_in=record_in,
                 record_out=record_out, transition=transition, model=item.spec.name,
                 generator=item.spec.generator, prompt=shot.prompt, continues=shot.continues,
                 select=shot.select, takes=tuple(shot_takes), fallback=fallback,
-                reduced=reduced, notes=shot.notes,
+                reduced=reduced[shot.id], notes=shot.notes,
                 estimate_seconds=sum(t.estimate_seconds for take in shot_takes
                                      for t in take.tasks),
                 line=self.board.locate(("shots", item.index))[0],

@@ -4,6 +4,7 @@ measurements of decoded frames."""
 from __future__ import annotations
 
 import functools
+import shutil
 from pathlib import Path
 
 import av
@@ -49,6 +50,31 @@ def make_task(model: str = "draft", **fields) -> ShotTask:
     )
     values.update(fields)
     return ShotTask(**values)
+
+
+def forbid_loading(monkeypatch, *pipelines: str) -> None:
+    """Make loading these diffusers pipelines fail the test: wrong weights must be refused
+    before."""
+    import diffusers
+
+    def never(*args, **kwargs):
+        raise AssertionError("from_pretrained must not run on the wrong weights")
+
+    for name in pipelines:
+        monkeypatch.setattr(getattr(diffusers, name), "from_pretrained", never)
+
+
+def weights_with_transformer(tiny_weights, folder: Path, weights: str,
+                             transformer_from: str | None) -> Path:
+    """Tiny weights `weights`, with the transformer of `transformer_from` swapped in (a copy in
+    `folder`) when given: a folder whose parts belong to different models."""
+    source = tiny_weights(weights)
+    if not transformer_from:
+        return source
+    mixed = shutil.copytree(source, folder / weights)
+    shutil.rmtree(mixed / "transformer")
+    shutil.copytree(tiny_weights(transformer_from) / "transformer", mixed / "transformer")
+    return mixed
 
 
 def condition(role: str, path: Path, name: str | None = None) -> Conditioning:

@@ -13,7 +13,14 @@ import sys
 import numpy as np
 import pytest
 import torch
-from generate_helpers import condition, make_task, solid, spy_on
+from generate_helpers import (
+    condition,
+    forbid_loading,
+    make_task,
+    solid,
+    spy_on,
+    weights_with_transformer,
+)
 from PIL import Image
 
 from previz.catalog import model_spec
@@ -224,19 +231,8 @@ def test_folder_that_is_not_a_pipeline(tmp_path):
         generator.load("cpu")
 
 
-def forbid_loading(monkeypatch) -> None:
-    """Make loading any Wan pipeline fail the test: wrong weights must be refused before."""
-    import diffusers
-
-    def never(*args, **kwargs):
-        raise AssertionError("from_pretrained must not run on the wrong weights")
-
-    for name in ("WanPipeline", "WanImageToVideoPipeline"):
-        monkeypatch.setattr(getattr(diffusers, name), "from_pretrained", never)
-
-
 def test_weights_of_another_family_are_refused_before_loading(tiny_weights, monkeypatch):
-    forbid_loading(monkeypatch)
+    forbid_loading(monkeypatch, "WanPipeline", "WanImageToVideoPipeline")
     folder = tiny_weights("ltx")
     generator = create_generator(model_spec(T2V), weights=str(folder),
                                  options={"allow_cpu": True})
@@ -258,12 +254,8 @@ def test_weights_of_another_family_are_refused_before_loading(tiny_weights, monk
         "i2v-transformer-as-t2v"])
 def test_weights_of_another_variant_are_refused_before_loading(
         tiny_weights, monkeypatch, tmp_path, model, weights, transformer_from, field):
-    forbid_loading(monkeypatch)
-    folder = tiny_weights(weights)
-    if transformer_from:
-        folder = shutil.copytree(folder, tmp_path / weights)
-        shutil.rmtree(folder / "transformer")
-        shutil.copytree(tiny_weights(transformer_from) / "transformer", folder / "transformer")
+    forbid_loading(monkeypatch, "WanPipeline", "WanImageToVideoPipeline")
+    folder = weights_with_transformer(tiny_weights, tmp_path, weights, transformer_from)
     generator = create_generator(model_spec(model), weights=str(folder),
                                  options={"allow_cpu": True})
     with pytest.raises(GeneratorLoadError) as raised:

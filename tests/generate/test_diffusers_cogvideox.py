@@ -7,12 +7,17 @@ position embeddings fix the size, as the real CogVideoX-5b-I2V's fix it to 720x4
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import torch
-from generate_helpers import condition, make_task, solid, spy_on
+from generate_helpers import (
+    condition,
+    forbid_loading,
+    make_task,
+    solid,
+    spy_on,
+    weights_with_transformer,
+)
 from PIL import Image
 
 from previz.catalog import model_spec
@@ -192,18 +197,8 @@ def test_image_to_video_refuses_a_size_it_was_not_trained_for(loaded, tmp_path, 
 ], ids=["i2v-as-t2v", "t2v-as-i2v", "i2v-transformer-as-t2v", "t2v-transformer-as-i2v"])
 def test_weights_of_the_other_model_are_refused_before_loading(
         tiny_weights, tmp_path, monkeypatch, model, weights, transformer_from, field):
-    import diffusers
-
-    def never(*args, **kwargs):
-        raise AssertionError("from_pretrained must not run on the wrong weights")
-
-    for name in ("CogVideoXPipeline", "CogVideoXImageToVideoPipeline"):
-        monkeypatch.setattr(getattr(diffusers, name), "from_pretrained", never)
-    folder = tiny_weights(weights)
-    if transformer_from:
-        folder = shutil.copytree(folder, tmp_path / weights)
-        shutil.rmtree(folder / "transformer")
-        shutil.copytree(tiny_weights(transformer_from) / "transformer", folder / "transformer")
+    forbid_loading(monkeypatch, "CogVideoXPipeline", "CogVideoXImageToVideoPipeline")
+    folder = weights_with_transformer(tiny_weights, tmp_path, weights, transformer_from)
     generator = create_generator(model_spec(model), weights=str(folder),
                                  options={"allow_cpu": True})
     with pytest.raises(GeneratorLoadError) as raised:

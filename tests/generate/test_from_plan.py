@@ -9,12 +9,11 @@ worker does) and the segments are joined, retimed and published with the engine'
 
 from __future__ import annotations
 
-import functools
 import textwrap
 
 import numpy as np
 import pytest
-from generate_helpers import decode
+from generate_helpers import decode, spy_on
 
 from previz.catalog import model_spec
 from previz.generate import create_generator, read_frame_number
@@ -26,22 +25,6 @@ VACE = "wan2.1-vace-1.3b"
 
 def plan_of(text: str, folder):
     return plan_from_storyboard(storyboard_from_text(textwrap.dedent(text), "board.yaml", folder))
-
-
-def spy_on(monkeypatch, pipe) -> list[dict]:
-    """Record the keyword arguments of every call to a diffusers pipeline class; the real
-    pipeline still runs."""
-    calls: list[dict] = []
-    cls = type(pipe)
-    original = cls.__call__
-
-    @functools.wraps(original)
-    def recording(self, *args, **kwargs):
-        calls.append(kwargs)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(cls, "__call__", recording)
-    return calls
 
 
 def load_for(task):
@@ -145,7 +128,7 @@ def test_a_long_shot_renders_segment_by_segment_and_joins_to_the_exact_length(
 
     store = open_store(str(tmp_path / "store"))
     generator = load_for(first)
-    calls = spy_on(monkeypatch, generator.pipe)
+    calls = spy_on(monkeypatch, generator)
     fetched = []
 
     def worker_images(condition):  # what the worker does for an earlier segment's frame
