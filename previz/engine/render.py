@@ -569,7 +569,7 @@ class _Dispatcher:
         timing = {"started": slot.busy_since or submitted, "finished": time.time(),
                   "load_seconds": 0.0}
         if _is_lost_worker(error):
-            self._replace(slot, f"worker lost: {_describe(error)}", running=entry)
+            self._replace(slot, f"worker lost: {_describe(error)}")
             return
         slot.queue.remove(entry)
         message = _describe(error)
@@ -594,8 +594,10 @@ class _Dispatcher:
         else:
             self.graph.requeue(state.key, message)
 
-    def _replace(self, slot: _Slot, message: str, running) -> None:
-        """A worker died: its running task used an attempt, its queued tasks did not."""
+    def _replace(self, slot: _Slot, message: str) -> None:
+        """A worker died: its running task (the head of its queue: a worker runs one at a time,
+        in order) used an attempt, its queued tasks did not. Which task's failure is seen first
+        says nothing: a dead worker fails them all at once."""
         self.slots.remove(slot)
         with contextlib.suppress(Exception):
             self.ray.kill(slot.actor)
@@ -604,7 +606,7 @@ class _Dispatcher:
         for entry in slot.queue:
             key, attempt, _, submitted = entry
             state = self.graph.states[key]
-            if entry is not running and entry is not slot.queue[0]:
+            if entry is not slot.queue[0]:
                 state.attempts -= 1  # queued behind the running task, never started
                 self.graph.requeue(key, message)
                 continue
@@ -653,7 +655,7 @@ class _Dispatcher:
                 steps = self._progress("snapshot")
             last_step = steps.get(key, (0, 0, 0.0))[2]
             if now - max(slot.busy_since, last_step) > limit:
-                self._replace(slot, f"no progress for {limit:.0f} s (hung)", running=slot.queue[0])
+                self._replace(slot, f"no progress for {limit:.0f} s (hung)")
 
     def _keep_deadline(self) -> bool:
         """Draft what cannot finish in time; at the deadline stop. True once it has passed."""
