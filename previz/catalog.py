@@ -20,7 +20,12 @@ __all__ = [
     "model_spec",
     "resolve_model",
     "known_model_names",
+    "PLACEMENT_OPTIONS",
 ]
+
+# Options the plan reads to place any model's work (`gpus`: how many per task; `device: cpu`: on
+# CPU workers, for tiny models and smoke tests of a cluster). Never part of a take key.
+PLACEMENT_OPTIONS = frozenset({"gpus", "device"})
 
 
 class Ability(str, Enum):

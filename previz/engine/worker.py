@@ -26,7 +26,7 @@ from previz.engine.publish import (
     publish_output,
     publishes_as_encoded,
 )
-from previz.generate.diffusion import LOAD_OPTIONS as DIFFUSERS_LOAD_OPTIONS
+from previz.generate.registry import generator_declaration
 from previz.plan.types import Conditioning, ShotTask, TakePlan
 
 __all__ = ["RenderWorker", "ProgressBoard"]
@@ -66,7 +66,6 @@ class RenderWorker:
         self.generator: Any = None
         self.model: str | None = None
         self.model_options: dict[str, Any] = {}
-        self.loads = 0
         self._store = None
 
     def identity(self) -> dict[str, Any]:
@@ -94,7 +93,7 @@ class RenderWorker:
         take = TakePlan.model_validate_json(take_json)
         timings = {"started": started, "load_seconds": load_seconds, "worker": self.worker_id,
                    "node": self.node_id, "pid": os.getpid()}
-        if hasattr(self.generator, "render_take") and publishes_as_encoded(task, take):
+        if self.generator.declaration.encodes_own_output and publishes_as_encoded(task, take):
             # A CPU generator that encodes as it draws (the draft): the encode is its work, so
             # it publishes here rather than handing raw frames to another process.
             with tempfile.TemporaryDirectory(prefix="previz-take-") as folder:
@@ -125,7 +124,8 @@ class RenderWorker:
         }
 
     def _ensure_loaded(self, task: ShotTask, options: dict[str, Any]) -> float:
-        load_options = {k: v for k, v in options.items() if k in _LOAD_OPTIONS}
+        declared = generator_declaration(task.generator).load_options
+        load_options = {k: v for k, v in options.items() if k in declared}
         if self.model == task.model and self.model_options == load_options:
             return 0.0
         from previz.catalog import model_spec
@@ -139,14 +139,13 @@ class RenderWorker:
                                      options=options)
         generator.load(self._device(task))
         self.generator, self.model, self.model_options = generator, task.model, load_options
-        self.loads += 1
         return time.time() - started
 
     def _device(self, task: ShotTask) -> str:
-        from previz.catalog import model_spec
-
-        # Only diffusers models run on torch; importing it for the others costs seconds per worker.
-        if model_spec(task.model).generator == "diffusers" and task.gpus and ray.get_gpu_ids():
+        # Only generators that compute on a GPU need torch; importing it for the others costs
+        # seconds per worker.
+        if (generator_declaration(task.generator).computes_on_gpu and task.gpus
+                and ray.get_gpu_ids()):
             try:
                 import torch
 
@@ -180,13 +179,3 @@ class RenderWorker:
 
             self._store = open_store(self.store_uri)
         return self._store
-
-    def loaded_model(self) -> str | None:
-        return self.model
-
-    def load_count(self) -> int:
-        return self.loads
-
-
-# Options that change what is loaded (so a change forces a reload); the rest apply per call.
-_LOAD_OPTIONS = DIFFUSERS_LOAD_OPTIONS | {"load_seconds"}  # the synthetic model's load time

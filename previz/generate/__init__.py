@@ -20,8 +20,11 @@ from previz.generate.errors import (
 from previz.generate.registry import create_generator, register_generator, registered_generators
 from previz.generate.synthetic import read_frame_number
 from previz.generate.types import (
+    EncodingGenerator,
     GeneratedFrames,
     Generator,
+    GeneratorDeclaration,
+    GeneratorKind,
     GeneratorFactory,
     GeneratorNeeds,
     ImageSource,
@@ -32,6 +35,9 @@ from previz.generate.types import (
 
 __all__ = [
     "Generator",
+    "EncodingGenerator",
+    "GeneratorDeclaration",
+    "GeneratorKind",
     "GeneratorFactory",
     "GeneratedFrames",
     "GeneratorNeeds",

@@ -19,10 +19,11 @@ step callback for progress. How each family takes its images:
   SVD               image=first (no prompt: noted in the record)
 
 Options (constructor `options`; per-call ones may also come from `task.options`):
-  load-time: allow_cpu, dtype, revision (of hub weights), cpu_offload, group_offload (true,
-    "block" or "leaf"), vae_tiling, cache ("first_block[:threshold]", "taylorseer[:interval]"
-    (TaylorSeer Lite), "magcache[:threshold]" with mag_ratios="r1,r2,..."), compile (of the
-    repeated transformer blocks), attention_backend;
+  load-time: device (cpu: the plan places the shot on CPU workers, and it runs there),
+    allow_cpu (run on a worker's CPU wherever placed), dtype, revision (of hub weights),
+    cpu_offload, group_offload (true, "block" or "leaf"), vae_tiling, cache
+    ("first_block[:threshold]", "taylorseer[:interval]" (TaylorSeer Lite), "magcache[:threshold]"
+    with mag_ratios="r1,r2,..."), compile (of the repeated transformer blocks), attention_backend;
   per call: max_sequence_length, and any keyword the pipeline's __call__ accepts that previz does
     not set itself (guidance_scale_2, conditioning_scale, decode_timestep, motion_bucket_id ...).
 """
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from previz.catalog import CATALOG, Ability
+from previz.catalog import CATALOG, PLACEMENT_OPTIONS, Ability
 from previz.generate.errors import (
     GeneratorError,
     GeneratorLoadError,
@@ -48,6 +49,8 @@ from previz.generate.errors import (
 from previz.generate.prompts import assemble_prompt
 from previz.generate.types import (
     GeneratedFrames,
+    GeneratorDeclaration,
+    GeneratorKind,
     GeneratorNeeds,
     ImageSource,
     ProgressCallback,
@@ -61,7 +64,7 @@ if TYPE_CHECKING:
     from previz.catalog import ModelSpec
     from previz.plan.types import ShotTask
 
-__all__ = ["DiffusersGenerator", "COMPATIBLE_PIPELINES", "LOAD_OPTIONS", "IMAGE_SIBLINGS"]
+__all__ = ["DiffusersGenerator", "COMPATIBLE_PIPELINES", "IMAGE_SIBLINGS"]
 
 # Weights saved as one pipeline class that load into another (same components).
 COMPATIBLE_PIPELINES: dict[str, frozenset[str]] = {
@@ -89,8 +92,9 @@ _VARIANT_WORDS: dict[str, tuple[str, str]] = {
                          "a first-and-last-frame position embedding (FLF2V)"),
     "image_channels": ("text-to-video input channels", "image-to-video input channels"),
 }
-LOAD_OPTIONS = frozenset({"allow_cpu", "dtype", "cpu_offload", "group_offload", "vae_tiling",
-                          "cache", "compile", "attention_backend", "mag_ratios", "revision"})
+_LOAD_OPTIONS = frozenset({"device", "allow_cpu", "dtype", "cpu_offload", "group_offload",
+                           "vae_tiling", "cache", "compile", "attention_backend", "mag_ratios",
+                           "revision"})
 # Call arguments previz sets itself; options may not override them.
 _MANAGED = frozenset({
     "prompt", "negative_prompt", "height", "width", "num_frames", "num_inference_steps",
@@ -98,11 +102,6 @@ _MANAGED = frozenset({
     "callback_on_step_end_tensor_inputs", "image", "last_image", "video", "mask",
     "reference_images", "conditions", "latents", "prompt_embeds", "negative_prompt_embeds",
     "frame_rate", "fps", "min_guidance_scale", "max_guidance_scale", "max_sequence_length",
-})
-# Options that belong to other generators or the engine: not pipeline arguments, not warned about.
-_NOT_CALL_OPTIONS = LOAD_OPTIONS | frozenset({
-    "load_seconds", "seconds_per_frame", "seconds_per_frame_step", "seconds_per_shot", "faults",
-    "codec", "gpus", "gpu_memory_gb",
 })
 # Frames two SkyReels-V2 windows share in a long video (diffusers recommends 17 or 37).
 _OVERLAP_HISTORY = 17
@@ -115,6 +114,15 @@ _DTYPES = {"bfloat16": "bfloat16", "bf16": "bfloat16", "float16": "float16", "fp
 
 class DiffusersGenerator:
     """One diffusers video pipeline, loaded once on one device, generating many tasks."""
+
+    # Any other option is a keyword of the pipeline's __call__ (see the module's docstring).
+    declaration = GeneratorDeclaration(
+        version="1", kind=GeneratorKind.VIDEO_MODEL,
+        options=_LOAD_OPTIONS | {"max_sequence_length"}, load_options=_LOAD_OPTIONS,
+        pixel_neutral_options=frozenset({"device", "allow_cpu", "cpu_offload", "group_offload",
+                                         "vae_tiling", "compile", "attention_backend"}),
+        computes_on_gpu=True,
+    )
 
     def __init__(self, spec: ModelSpec, *, weights: str | None = None,
                  options: dict[str, Any] | None = None):
@@ -191,11 +199,15 @@ class DiffusersGenerator:
 
     def _check_device(self, device: str) -> None:
         on_cpu = device.split(":")[0] == "cpu"
-        if self.spec.needs_gpu and on_cpu and not _truthy(self.options.get("allow_cpu")):
+        placed_on_cpu = self.options.get("device") == "cpu"
+        if (self.spec.needs_gpu and on_cpu and not placed_on_cpu
+                and not _truthy(self.options.get("allow_cpu"))):
             raise GeneratorNeedsGpu(
                 f"model {self.spec.name} needs a GPU ({self.spec.gpus} x ~"
                 f"{self.spec.gpu_memory_gb:g} GB) and this worker has only a CPU — run it on a "
-                "GPU worker, or pass options allow_cpu=true to run it on the CPU (very slow)")
+                "GPU worker, or give the shot options {device: cpu} to place it on CPU workers "
+                "(or allow_cpu=true to run it on whatever worker's CPU; very slow either way: "
+                "for tiny models and smoke tests)")
 
     def _check_weights(self) -> tuple[str, bool]:
         """Where the weights are and whether that is a local folder; raises GeneratorLoadError
@@ -643,10 +655,15 @@ class DiffusersGenerator:
                 f"give the shot size {size[0]}x{size[1]} and let the cut scale it")
 
     def _call_options(self, task: ShotTask, parameters) -> tuple[dict[str, Any], set[str]]:
+        from previz.generate.registry import declared_options
+
         merged = {**self.options, **task.options}
+        # Options of previz (this generator's, another generator's, the plan's placement) are
+        # not pipeline arguments and not warned about.
+        not_call = declared_options() | PLACEMENT_OPTIONS
         extra, unknown = {}, set()
         for name, value in merged.items():
-            if name in _NOT_CALL_OPTIONS or name == "max_sequence_length":
+            if name in not_call:
                 continue
             if name in parameters and name not in _MANAGED:
                 extra[name] = value

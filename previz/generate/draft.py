@@ -38,6 +38,8 @@ from previz.generate.errors import GeneratorError
 from previz.generate.moves import MOVES, PARALLAX, View, camera_path
 from previz.generate.types import (
     GeneratedFrames,
+    GeneratorDeclaration,
+    GeneratorKind,
     GeneratorNeeds,
     ImageSource,
     ProgressCallback,
@@ -154,6 +156,10 @@ class _Shot:
 
 class DraftGenerator:
     """Panel or title card, camera move as a 2D move. No weights; CPU only."""
+
+    declaration = GeneratorDeclaration(
+        version="1", kind=GeneratorKind.ANIMATIC, options=frozenset({"codec"}),
+        encodes_own_output=True, title_in_pixels=True)
 
     def __init__(self, spec: ModelSpec, *, weights: str | None = None,
                  options: dict[str, Any] | None = None):

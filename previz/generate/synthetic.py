@@ -32,6 +32,8 @@ from previz.generate.errors import GeneratorError, GeneratorOutOfMemory, Injecte
 from previz.generate.fonts import font
 from previz.generate.types import (
     GeneratedFrames,
+    GeneratorDeclaration,
+    GeneratorKind,
     GeneratorNeeds,
     ImageSource,
     ProgressCallback,
@@ -54,8 +56,28 @@ EXIT_CODE = 86  # what an injected `exit` fault exits with
 _FAULT_KINDS = ("raise", "exit", "hang", "oom")
 
 
+def _stated_seconds(options: dict[str, Any], frames: int, steps: int) -> float | None:
+    """A rehearsal states its own speed: estimate exactly what it will take."""
+    if not any(name in options for name in _TIMINGS):
+        return None
+    return round(float(options.get("seconds_per_frame", 0)) * frames
+                 + float(options.get("seconds_per_frame_step", 0)) * frames * steps
+                 + float(options.get("seconds_per_shot", 0)), 3)
+
+
+_TIMINGS = frozenset({"seconds_per_frame", "seconds_per_frame_step", "seconds_per_shot"})
+
+
 class SyntheticGenerator:
     """A deterministic test pattern with configurable timing and injected faults."""
+
+    declaration = GeneratorDeclaration(
+        version="1", kind=GeneratorKind.TEST_PATTERN,
+        options=_TIMINGS | {"load_seconds", "faults", "gpus", "gpu_memory_gb"},
+        load_options=frozenset({"load_seconds"}),
+        pixel_neutral_options=_TIMINGS | {"load_seconds", "faults"},
+        stated_seconds=_stated_seconds,
+    )
 
     def __init__(self, spec: ModelSpec, *, weights: str | None = None,
                  options: dict[str, Any] | None = None):

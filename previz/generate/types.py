@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Generator",
+    "EncodingGenerator",
+    "GeneratorDeclaration",
+    "GeneratorKind",
     "GeneratorFactory",
     "GeneratedFrames",
     "GeneratorNeeds",
@@ -38,6 +42,51 @@ ImageSource = Callable[["Conditioning"], "Image.Image"]
 
 ProgressCallback = Callable[[int, int], None]
 """Called as progress(done, total), e.g. once per denoising step."""
+
+
+class GeneratorKind(str, Enum):
+    """What a generator's takes are worth in a cut."""
+
+    VIDEO_MODEL = "video_model"  # a real model: final-quality takes, minutes of GPU each
+    ANIMATIC = "animatic"  # the draft: a cheap CPU stand-in, never final quality
+    TEST_PATTERN = "test_pattern"  # stands in for a video model in tests and rehearsals
+
+
+@dataclass(frozen=True)
+class GeneratorDeclaration:
+    """What a generator is, declared once beside it and read by plan, worker and engine (none of
+    them checks a generator's name).
+
+    `options` are every option it reads; of those, `load_options` change what is loaded (a worker
+    reloads when they change) and `pixel_neutral_options` change memory or speed but not pixels
+    (left out of take keys, so turning on offload re-renders nothing).
+    """
+
+    version: str  # of the code that makes its pixels: part of every key made with it
+    kind: GeneratorKind
+    options: frozenset[str] = frozenset()
+    load_options: frozenset[str] = frozenset()
+    pixel_neutral_options: frozenset[str] = frozenset()
+    # It encodes as it draws (`EncodingGenerator.render_take`): when its frames are the take
+    # exactly, the worker publishes its file instead of handing raw frames to an encode task.
+    encodes_own_output: bool = False
+    # It computes with torch on a CUDA device when its worker has one (else on the CPU).
+    computes_on_gpu: bool = False
+    # Its pictures show the shot code and notes (draft cards): they are part of its keys.
+    title_in_pixels: bool = False
+    # The seconds a task will take when its options state them (a rehearsal's own timings):
+    # stated_seconds(options, frames, steps) -> seconds, or None to use the catalog's cost.
+    stated_seconds: Callable[[dict[str, Any], int, int], float | None] | None = None
+
+    def __post_init__(self) -> None:
+        undeclared = (self.load_options | self.pixel_neutral_options) - self.options
+        if undeclared:
+            raise ValueError(f"options {sorted(undeclared)} are not among the declared options")
+
+    @property
+    def final_quality(self) -> bool:
+        """Whether its takes are what a deadline protects (an animatic is what stands in)."""
+        return self.kind is not GeneratorKind.ANIMATIC
 
 
 @dataclass(frozen=True)
@@ -83,6 +132,7 @@ class Generator(Protocol):
     """One model, loaded once, generating many tasks."""
 
     spec: ModelSpec
+    declaration: ClassVar[GeneratorDeclaration]
 
     @property
     def needs(self) -> GeneratorNeeds: ...
@@ -93,6 +143,16 @@ class Generator(Protocol):
                  progress: ProgressCallback | None = None, attempt: int = 1) -> GeneratedFrames: ...
 
     def release(self) -> None: ...
+
+
+@runtime_checkable
+class EncodingGenerator(Generator, Protocol):
+    """A generator that encodes as it draws (`declaration.encodes_own_output`): `render_take`
+    writes the task's frames, encoded, to `path` and returns an object with `record` (what was
+    done, as `GeneratedFrames.record`)."""
+
+    def render_take(self, task: ShotTask, path: Path, *, images: ImageSource = ...,
+                    progress: ProgressCallback | None = None, attempt: int = 1) -> Any: ...
 
 
 GeneratorFactory = Callable[..., Generator]

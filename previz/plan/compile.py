@@ -11,8 +11,17 @@ from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
-from previz.catalog import CATALOG, Ability, ModelSpec, known_model_names, resolve_model
+from previz.catalog import (
+    CATALOG,
+    PLACEMENT_OPTIONS,
+    Ability,
+    ModelSpec,
+    known_model_names,
+    resolve_model,
+)
 from previz.errors import InvalidInput, Problem
+from previz.generate.registry import generator_declaration, pixel_neutral_options
+from previz.generate.types import GeneratorKind
 from previz.plan.types import (
     CameraSpec,
     Conditioning,
@@ -28,20 +37,10 @@ from previz.storyboard.errors import did_you_mean, field_name
 from previz.storyboard.model import Shot, Storyboard, parse_size
 from previz.storyboard.timing import frames_of
 
-__all__ = ["plan_from_storyboard", "PIXEL_NEUTRAL_OPTIONS", "GENERATOR_VERSIONS", "KEY_VERSION",
-           "reduced_steps"]
+__all__ = ["plan_from_storyboard", "KEY_VERSION", "reduced_steps"]
 
 # Bump when the meaning of a key changes, so old takes are not mistaken for new ones.
 KEY_VERSION = 1
-# Generator code versions that change pixels; part of every key made with that generator.
-GENERATOR_VERSIONS = {"draft": "1", "synthetic": "1", "diffusers": "1"}
-# Options that change memory or speed but not pixels: left out of keys so turning on offload
-# does not re-render a sequence.
-PIXEL_NEUTRAL_OPTIONS = frozenset({
-    "cpu_offload", "group_offload", "vae_tiling", "compile", "attention_backend", "allow_cpu",
-    "load_seconds", "seconds_per_frame", "seconds_per_frame_step", "seconds_per_shot", "faults",
-    "gpus",
-})
 # A deadline that asks for fewer steps renders a shot at a quarter of its steps, at least 4 (below
 # that a diffusion model makes noise, not a rougher picture); shots already at 4 or fewer get the
 # draft animatic instead.
@@ -88,6 +87,7 @@ class _ResolvedShot:
     locations: tuple[str, ...]
     use_references: bool
     options: dict[str, Any]
+    gpus: int
     weights: str | None
     revision: str | None
     notes: list[str] = field(default_factory=list)
@@ -155,6 +155,9 @@ class _Compiler:
         guidance = self.setting(shot, index, "guidance")[0]
         seed = self.setting(shot, index, "seed")[0]
         options = {**(self.board.defaults.options or {}), **(shot.options or {})}
+        gpus = self._placement(shot, index, spec, options)
+        if gpus is None:
+            return None
         weights = self.board.weights.get(spec.name) or self.board.weights.get(model_name)
         self.warnings.extend(f"{where}: {note}" if not note.startswith(shot.id) else note
                              for note in notes)
@@ -166,11 +169,30 @@ class _Compiler:
             negative=self.setting(shot, index, "negative")[0],
             style=self.setting(shot, index, "style")[0],
             prompt=self._expand(shot.prompt), characters=characters, locations=locations,
-            use_references=use_references, options=options,
+            use_references=use_references, options=options, gpus=gpus,
             weights=weights.path if weights else spec.repo,
             revision=weights.revision if weights else spec.revision,
             notes=notes,
         )
+
+    def _placement(self, shot: Shot, index: int, spec: ModelSpec,
+                   options: dict[str, Any]) -> int | None:
+        """GPUs per task from the placement options: `device: cpu` places the shot on CPU
+        workers; `gpus` overrides the catalog's count (rehearsals with the synthetic model)."""
+        def where(name: str) -> tuple:
+            return (("shots", index, "options", name) if name in (shot.options or {})
+                    else ("defaults", "options", name))
+
+        device, gpus = options.get("device", "gpu"), options.get("gpus", spec.gpus)
+        if device not in ("gpu", "cpu"):
+            self.problem(where("device"), f"{field_name(where('device'))}: {device!r} is not a "
+                         "device — use cpu (CPU workers: tiny models, smoke tests) or gpu")
+            return None
+        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+            self.problem(where("gpus"), f"{field_name(where('gpus'))}: {gpus!r} is not a GPU "
+                         "count — use a whole number such as 1")
+            return None
+        return 0 if device == "cpu" else gpus
 
     def _choose_variant(self, index, shot, model_name, model_loc, needs, references_mode, frames):
         notes: list[str] = []
@@ -250,7 +272,8 @@ class _Compiler:
                 continued_key = parent[by_id[item.shot.continues].shot.select - 1].key
             takes[item.shot.id] = [self._take(item, number, continued_key)
                                    for number in range(1, item.shot.takes + 1)]
-            steps = reduced_steps(item.steps) if item.spec.generator != "draft" else None
+            final = generator_declaration(item.spec.generator).final_quality
+            steps = reduced_steps(item.steps) if final else None
             reduced[item.shot.id] = (self._take(replace(item, steps=steps), item.shot.select,
                                                 continued_key) if steps is not None else None)
             return takes[item.shot.id]
@@ -263,8 +286,9 @@ class _Compiler:
         shot, spec = item.shot, item.spec
         seed = (item.seed + number - 1) % 2**63
         references = self._references(item) if item.use_references else []
-        key_options = {k: v for k, v in sorted(item.options.items())
-                       if k not in PIXEL_NEUTRAL_OPTIONS}
+        declaration = generator_declaration(spec.generator)
+        neutral = pixel_neutral_options() | PLACEMENT_OPTIONS
+        key_options = {k: v for k, v in sorted(item.options.items()) if k not in neutral}
         tasks: list[ShotTask] = []
         for segment, num_frames in enumerate(item.segment_frames):
             conditioning: list[Conditioning] = []
@@ -290,22 +314,20 @@ class _Compiler:
                 steps=item.steps, guidance=item.guidance, width=item.width, height=item.height,
                 num_frames=num_frames, fps=float(item.source_fps),
                 conditioning=tuple(conditioning), depends_on=depends_on,
-                # `gpus` lets the synthetic generator stand in for a GPU model in rehearsals.
-                gpus=int(item.options.get("gpus", spec.gpus)),
+                gpus=item.gpus,
                 estimate_seconds=_estimate(spec, num_frames, item.steps, item.width, item.height,
                                            item.options),
                 title=shot.notes or "", options=item.options,
             )
             key = _key({
                 "kind": "task", "key_version": KEY_VERSION,
-                "generator_version": GENERATOR_VERSIONS[spec.generator],
+                "generator_version": declaration.version,
                 **{k: v for k, v in fields.items()
                    if k not in ("shot_id", "take", "segments", "weights", "gpus",
                                 "estimate_seconds", "options", "title", "depends_on")},
                 "conditioning": [c.model_dump(exclude={"path"}) for c in conditioning],
                 "camera": fields["camera"].model_dump(),
-                # draft cards show the shot code and notes, so they are part of a draft's pixels
-                "title": (shot.id, shot.notes) if spec.generator == "draft" else None,
+                "title": (shot.id, shot.notes) if declaration.title_in_pixels else None,
                 "options": key_options,
             })
             tasks.append(ShotTask(key=key, **fields))
@@ -354,7 +376,7 @@ class _Compiler:
             record_out = record_in + item.frames
             shot_takes = takes[shot.id]
             fallback = None
-            if item.spec.generator != "draft":
+            if generator_declaration(item.spec.generator).final_quality:
                 fallback = self._take(self._as_draft(item), shot.select, continued_key=None)
             shots.append(ShotPlan(
                 id=shot.id, index=item.index, frames=item.frames,
@@ -375,7 +397,8 @@ class _Compiler:
         return replace(item, spec=draft, source_fps=self.fps, segment_frames=[item.frames],
                        width=self.board.size[0], height=self.board.size[1],
                        steps=draft.default_steps, guidance=draft.default_guidance,
-                       use_references=True, options={}, weights=None, revision=None)
+                       use_references=True, options={}, gpus=draft.gpus, weights=None,
+                       revision=None)
 
     # 5. the plan
     def plan(self, shots: list[ShotPlan]) -> RenderPlan:
@@ -420,12 +443,10 @@ def reduced_steps(steps: int) -> int | None:
 
 def _estimate(spec: ModelSpec, frames: int, steps: int, width: int, height: int,
               options: dict[str, Any]) -> float:
-    timings = ("seconds_per_frame", "seconds_per_frame_step", "seconds_per_shot")
-    if spec.generator == "synthetic" and any(name in options for name in timings):
-        # A rehearsal states its own speed: estimate exactly what it will take.
-        return round(float(options.get("seconds_per_frame", 0)) * frames
-                     + float(options.get("seconds_per_frame_step", 0)) * frames * steps
-                     + float(options.get("seconds_per_shot", 0)), 3)
+    stated = generator_declaration(spec.generator).stated_seconds
+    seconds = stated(options, frames, steps) if stated is not None else None
+    if seconds is not None:
+        return seconds
     base_w, base_h = spec.default_size or (1280, 720)
     return round(spec.cost_per_frame_step * frames * steps * (width * height) / (base_w * base_h), 3)
 
@@ -460,7 +481,8 @@ def _union_abilities(candidates: list[ModelSpec], name: str) -> set[Ability]:
 
 
 def _models_with(needs: set[Ability]) -> str:
-    fitting = [s.name for s in CATALOG.values() if needs <= s.abilities and s.generator == "diffusers"]
+    fitting = [s.name for s in CATALOG.values() if needs <= s.abilities
+               and generator_declaration(s.generator).kind is GeneratorKind.VIDEO_MODEL]
     return "a model that can, such as " + ", ".join(fitting[:4]) if fitting else "another model"
 
 

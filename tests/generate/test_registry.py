@@ -14,13 +14,16 @@ from previz.errors import PrevizError
 from previz.generate import (
     GeneratedFrames,
     Generator,
+    GeneratorDeclaration,
     GeneratorError,
+    GeneratorKind,
     create_generator,
     fit_image,
     images_from_files,
     register_generator,
     registered_generators,
 )
+from previz.generate.registry import generator_declaration, pixel_neutral_options
 from previz.generate.draft import DraftGenerator
 from previz.generate.synthetic import SyntheticGenerator
 from previz.plan.types import Conditioning
@@ -53,6 +56,53 @@ def test_registering_a_generator(monkeypatch):
     assert made == [("double-1", "w", {"a": 1})]
     with pytest.raises(ValueError):
         register_generator("", factory)
+
+
+def test_each_generator_declares_what_it_is():
+    draft, synthetic, diffusers = (generator_declaration(n)
+                                   for n in ("draft", "synthetic", "diffusers"))
+    assert draft.kind is GeneratorKind.ANIMATIC and not draft.final_quality
+    assert draft.encodes_own_output and draft.title_in_pixels and not draft.computes_on_gpu
+    assert synthetic.final_quality and synthetic.load_options == {"load_seconds"}
+    assert synthetic.stated_seconds({"seconds_per_frame": 0.5}, 10, 4) == 5.0
+    assert synthetic.stated_seconds({}, 10, 4) is None  # the catalog's cost then
+    assert diffusers.computes_on_gpu and {"cpu_offload", "cache"} <= diffusers.load_options
+    # memory savers never change pixels; a cache does
+    assert "cpu_offload" in pixel_neutral_options() and "cache" not in pixel_neutral_options()
+    with pytest.raises(ValueError, match="not among the declared options"):
+        GeneratorDeclaration(version="1", kind=GeneratorKind.VIDEO_MODEL,
+                             load_options=frozenset({"x"}))
+
+
+def test_a_registered_generator_is_planned_by_its_declaration(monkeypatch, tmp_path):
+    """No module checks a generator's name: a new generator's declaration alone decides its
+    keys (version, pixel-neutral options) and whether it gets deadline stand-ins."""
+    from previz import catalog
+    from previz.plan import plan_from_storyboard
+    from previz.storyboard import load_storyboard
+
+    class Sketch(SyntheticGenerator):
+        declaration = GeneratorDeclaration(
+            version="7", kind=GeneratorKind.ANIMATIC, options=frozenset({"brush"}),
+            pixel_neutral_options=frozenset({"brush"}))
+
+    monkeypatch.setattr("previz.generate.registry._FACTORIES", {})
+    register_generator("sketch", Sketch)
+    spec = dataclasses.replace(model_spec("synthetic"), name="sketch", generator="sketch")
+    monkeypatch.setitem(catalog.CATALOG, "sketch", spec)
+    board = tmp_path / "board.yaml"
+
+    def plan(options: str):
+        board.write_text("project: P\nsequence: SQ010\ndefaults: {model: sketch, options: "
+                         f"{options}}}\nshots:\n  - {{id: SH0010, duration: 12f, prompt: x}}\n")
+        return plan_from_storyboard(load_storyboard(board))
+
+    first = plan("{brush: round}")
+    assert plan("{brush: flat}").shots[0].selected_take.key == first.shots[0].selected_take.key
+    assert first.shots[0].fallback is None and first.shots[0].reduced is None  # an animatic
+    monkeypatch.setattr(Sketch, "declaration", dataclasses.replace(Sketch.declaration,
+                                                                   version="8"))
+    assert plan("{brush: round}").shots[0].selected_take.key != first.shots[0].selected_take.key
 
 
 def test_unknown_generator_names_the_known_ones():

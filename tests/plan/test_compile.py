@@ -140,6 +140,27 @@ def test_options_that_only_save_memory_keep_keys(tmp_path):
     assert cached.shots[0].selected_take.key != base
 
 
+def test_device_cpu_places_a_gpu_model_on_cpu_workers_and_keeps_its_keys(tmp_path):
+    text = HEAD.format(fps=24, model="wan") + "  - {id: SH0010, duration: 2s, prompt: x}\n"
+    gpu = compile_text(tmp_path, text).shots[0].selected_take
+    cpu = compile_text(tmp_path, text.replace("seed: 7}", "seed: 7, options: {device: cpu}}"))
+    take = cpu.shots[0].selected_take
+    assert gpu.final_task.gpus == 1 and take.final_task.gpus == 0
+    assert take.key == gpu.key  # where it runs does not change what it shows
+    assert take.final_task.options == {"device": "cpu"}  # the generator runs it where placed
+
+
+@pytest.mark.parametrize("options, expect", [
+    ("{device: tpu}", "defaults.options.device: 'tpu' is not a device — use cpu"),
+    ("{gpus: two}", "defaults.options.gpus: 'two' is not a GPU count"),
+    ("{gpus: -1}", "defaults.options.gpus: -1 is not a GPU count"),
+])
+def test_placement_options_are_checked_where_written(tmp_path, options, expect):
+    text = HEAD.format(fps=24, model="wan") + "  - {id: SH0010, duration: 2s, prompt: x}\n"
+    message = compile_error(tmp_path, text.replace("seed: 7}", f"seed: 7, options: {options}}}"))
+    assert message.startswith(f"{tmp_path / 'board.yaml'}:4:") and expect in message
+
+
 def test_takes_get_distinct_seeds_and_select_marks_one(tmp_path):
     plan = compile_text(tmp_path, HEAD.format(fps=24, model="wan") +
                         "  - {id: SH0010, duration: 2s, prompt: x, takes: 3, select: 2}\n")
