@@ -59,8 +59,8 @@ def mixed_shots(count: int) -> str:
 
 
 def makespan(report) -> float:
-    starts = [a["started_at"].timestamp() for a in report.attempts]
-    ends = [a["finished_at"].timestamp() for a in report.attempts]
+    starts = [a.started_at.timestamp() for a in report.attempts]
+    ends = [a.finished_at.timestamp() for a in report.attempts]
     return max(ends) - min(starts)
 
 

@@ -41,10 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="render just these shots (comma separated) and what they need")
     render.add_argument("--force", action="store_true",
                         help="render the --only shots (or all) even if their takes exist")
+    render.add_argument("--draft", action="store_true",
+                        help="every shot as its draft animatic (same timing; CPU only, no "
+                             "weights), marked draft in burn-ins, manifest and review page")
     render.add_argument("--deadline", default=None, metavar="TIME",
-                        help="a cut must exist by then: 07:00 (next time it is 07:00 here) or "
-                             "2026-11-22T07:00+00:00; shots that cannot finish in time are "
-                             "rendered as drafts and upgraded by the next run")
+                        help="a cut must exist by then: 07:00 (next time it is 07:00 here), "
+                             "'Mon 07:00' or 2026-11-22T07:00+00:00; shots that cannot finish "
+                             "in time are rendered as drafts and upgraded by the next run")
     render.add_argument("--deadline-fallback", default="draft", choices=("draft", "fewer-steps"),
                         help="what a shot that cannot finish in time gets: the draft animatic "
                              "(default), or its model at a quarter of the steps (at least 4; "
@@ -155,7 +158,7 @@ def _plan(args: argparse.Namespace) -> int:
 def _render(args: argparse.Namespace) -> int:
     import signal
 
-    from previz.render import parse_deadline, render_storyboard
+    from previz.render import render_storyboard
 
     # `previz cancel`, `kill`, Kubernetes and systemd stop a render with SIGTERM: stop it as
     # cleanly as Ctrl-C (running shots cancelled, finished takes kept, webhooks told).
@@ -165,11 +168,37 @@ def _render(args: argparse.Namespace) -> int:
     if args.deadline_fallback != "draft" and not args.deadline:
         raise InvalidInput(f"--deadline-fallback {args.deadline_fallback}: only with --deadline "
                            "— add --deadline 07:00, or drop it")
-    deadline = parse_deadline(args.deadline) if args.deadline else None
+    if args.draft and args.deadline:
+        raise InvalidInput("--draft with --deadline: a draft render has nothing to put off — "
+                           "drop one of them")
+    deadline = _deadline_moment(args.deadline) if args.deadline else None
     return render_storyboard(args.storyboard, store=args.store, address=args.address, only=only,
-                             force=args.force, as_json=args.json, deadline=deadline,
+                             force=args.force, draft=args.draft, as_json=args.json,
+                             deadline=deadline,
                              deadline_fallback=args.deadline_fallback,
                              editorial_media=args.editorial_media)
+
+
+def _deadline_moment(text: str) -> float:
+    """--deadline as epoch seconds: a local time (as a job's deadline is written: "07:00",
+    "Mon 07:00"; the next time it comes round) or an ISO 8601 time with its offset."""
+    from datetime import datetime
+
+    from previz.schedule.spec import parse_deadline
+
+    now = datetime.now().astimezone()
+    try:
+        return parse_deadline(text).after(now, now.tzinfo).timestamp()
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput(f"--deadline: {text!r} is not a time — write 07:00 (local) or "
+                           "2026-11-22T07:00+00:00 (with its offset)")
+    return moment.timestamp()
 
 
 def _submit(args: argparse.Namespace) -> int:

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
+import os
 import sys
-from datetime import datetime, timedelta
+from collections.abc import Iterator
 from typing import Any
 
-from previz.errors import EXIT_OK, EXIT_PARTIAL, InvalidInput
+from previz.errors import EXIT_OK, EXIT_PARTIAL, PrevizError
 
-__all__ = ["render_storyboard", "parse_deadline", "DEFAULT_STORE"]
+__all__ = ["render_storyboard", "DEFAULT_STORE"]
 
 DEFAULT_STORE = "./renders"
 CUT_FILE_ROLES = ("review_copy", "otio", "edl", "xml", "contact_sheet")
 
 
 def render_storyboard(path: str, *, store: str | None = None, address: str | None = None,
-                      only: list[str] | None = None, force: bool = False,
+                      only: list[str] | None = None, force: bool = False, draft: bool = False,
                       as_json: bool = False, deadline: float | None = None,
                       deadline_fallback: str = "draft", editorial_media: str | None = None,
                       settings: Any = None) -> int:
     """1. load; 2. plan; 3-4. render the missing takes; 5. assemble and publish the cut.
 
+    A render in which no shot came out (every one failed) publishes no version: exit 1.
     A render started by a scheduled job notifies the job's webhooks at the end, whatever
     happened (previz.schedule.notify)."""
     from previz.assemble import AssembleOptions, assemble_and_publish, assembly_seconds_estimate
@@ -35,74 +37,78 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
 
     announce_render_start()
     plan = None
-    try:
-        plan = plan_from_storyboard(load_storyboard(path))
-        store_uri = store or DEFAULT_STORE
-        settings = settings or EngineSettings()
-        if deadline is not None:
-            settings.deadline = deadline
-            settings.deadline_fallback = deadline_fallback
-            settings.deadline_reserve = assembly_seconds_estimate(plan)
-        # On stderr, so --json keeps stdout to itself; a Ray job's log gets the plain lines.
-        display = make_display(plan)
+    to_terminal = sys.stdout.isatty()
+    # With --json, stdout holds the JSON alone: whatever else writes there meanwhile (Ray's
+    # "(raylet) A worker died …" lines among them) goes to stderr.
+    with _stdout_to_stderr(as_json):
         try:
-            report = render_plan(plan, store_uri, address=address, only=only, force=force,
-                                 settings=settings, display=display)
-        finally:
-            display.close()
-        options = AssembleOptions(editorial=CODECS[editorial_media] if editorial_media else None)
-        cut = assemble_and_publish(plan, store_uri, report, options=options)
-        if not sys.stdout.isatty():
-            cut = _without_signatures(cut)
-    except BaseException as error:
-        notify_render_end(plan=plan, error=error)
-        raise
-    summary = {
-        "version": cut.get("version"),
-        "reused": cut.get("reused"),
-        "cut": cut.get("cut"),
-        "review": cut.get("review"),
-        "files": {role: cut[role] for role in CUT_FILE_ROLES if cut.get(role)},
-        "run_id": report.run_id,
-        "shots": [{"id": s.id, "status": s.status, "take": s.take, "cached": s.cached,
-                   **({"error": s.error} if s.error else {})} for s in report.shots],
-    }
-    notify_render_end(plan=plan, result=summary, gpu_seconds=report.gpu_seconds)
+            plan = plan_from_storyboard(load_storyboard(path))
+            store_uri = store or DEFAULT_STORE
+            settings = settings or EngineSettings()
+            if deadline is not None:
+                settings.deadline = deadline
+                settings.deadline_fallback = deadline_fallback
+                settings.deadline_reserve = assembly_seconds_estimate(plan)
+            # On stderr, so --json keeps stdout to itself; a Ray job's log gets the plain lines.
+            display = make_display()
+            try:
+                report = render_plan(plan, store_uri, address=address, only=only, force=force,
+                                     draft=draft, settings=settings, display=display)
+            finally:
+                display.close()
+            if not any(shot.status.in_cut for shot in report.shots):
+                raise PrevizError(_nothing_came_out(report))
+            options = AssembleOptions(editorial=CODECS[editorial_media] if editorial_media
+                                      else None)
+            cut = assemble_and_publish(plan, store_uri, report, options=options)
+            if not to_terminal:
+                cut = cut.without_signatures()
+        except BaseException as error:
+            notify_render_end(plan=plan, error=error)
+            raise
+        summary = {
+            "version": cut.version,
+            "reused": cut.reused,
+            "cut": cut.cut,
+            "review": cut.review,
+            "files": {role: getattr(cut, role) for role in CUT_FILE_ROLES if getattr(cut, role)},
+            "run_id": report.run_id,
+            "shots": [{"id": s.id, "status": s.status.value, "take": s.take, "cached": s.cached,
+                       **({"error": s.error} if s.error else {})} for s in report.shots],
+        }
+        notify_render_end(plan=plan, result=summary, gpu_seconds=report.gpu_seconds)
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2), flush=True)
     else:
         _print_summary(summary, report)
     return EXIT_OK if report.complete else EXIT_PARTIAL
 
 
-def parse_deadline(text: str, now: datetime | None = None) -> float:
-    """`07:00` (the next time the local clock shows it) or an ISO 8601 time with an offset."""
-    now = now or datetime.now().astimezone()
-    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text.strip())
-    if match:
-        at = now.replace(hour=int(match[1]), minute=int(match[2]), second=0, microsecond=0)
-        if at <= now:
-            at += timedelta(days=1)
-        return at.timestamp()
+def _nothing_came_out(report) -> str:
+    failed = [shot for shot in report.shots if shot.status == "failed"]
+    first = f" — the first, {failed[0].id}: {failed[0].error}" if failed and failed[0].error \
+        else ""
+    return (f"run {report.run_id}: no shot rendered, none in the store ({len(failed)} failed)"
+            f"; no version published{first} — fix what failed and render again; takes that "
+            "did render are kept")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(redirect: bool) -> Iterator[None]:
+    """When `redirect`, point the process's stdout (file descriptor 1, so what native code and
+    child processes write too) at stderr for the duration."""
+    if not redirect:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidInput(f"--deadline: {text!r} is not a time — write 07:00 (local) or "
-                           "2026-11-22T07:00+00:00 (with its offset)")
-    return moment.timestamp()
-
-
-def _without_signatures(cut: dict[str, Any]) -> dict[str, Any]:
-    """Presigned links are bearer credentials: they go to a terminal, never into a log (a Ray
-    job's output, a CI log, a pipe). Elsewhere the object's plain URL is shown instead."""
-    def plain(value: Any) -> Any:
-        if isinstance(value, str) and "X-Amz-Signature=" in value:
-            return value.split("?", 1)[0].split("#", 1)[0]
-        return value
-
-    return {key: plain(value) for key, value in cut.items() if key != "links"}
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _print_summary(summary: dict[str, Any], report) -> None:

@@ -1,4 +1,5 @@
-"""Fixtures shared across test folders: a real Ray head with its dashboard and token auth."""
+"""Fixtures shared across test folders: a real Ray head with its dashboard and token auth, and
+tiny diffusers pipelines saved once per session (no downloads; see generate/tiny_*.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,38 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+# Weights come from disk only: never from a hub (in this process, and in the Ray workers and
+# renders it starts, which inherit its environment).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "generate"
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """tiny_weights(name) -> folder of a saved tiny pipeline, built on first use."""
+    import importlib
+
+    if str(TINY) not in sys.path:
+        sys.path.insert(0, str(TINY))
+    # Every generate/tiny_*.py contributes its BUILDERS (one module per model family).
+    builders = {}
+    for module in sorted(TINY.glob("tiny_*.py")):
+        builders.update(importlib.import_module(module.stem).BUILDERS)
+    root = tmp_path_factory.mktemp("tiny-pipelines")
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = builders[name](root / name)
+        return built[name]
+
+    return get
 
 
 @dataclass

@@ -19,7 +19,12 @@ from previz.assemble.assemble import (
 )
 from previz.assemble.editorial import read_cut_file, timeline_clips
 from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
-from previz.assemble.publish import assemble_and_publish, publish_cut, takes_from_report
+from previz.assemble.publish import (
+    PublishedCut,
+    assemble_and_publish,
+    publish_cut,
+    takes_from_report,
+)
 from previz.assemble.review import review_link
 from previz.assemble.types import (
     REVIEW_H264,
@@ -34,6 +39,7 @@ __all__ = [
     "cut_from_takes",
     "publish_cut",
     "assemble_and_publish",
+    "PublishedCut",
     "takes_from_report",
     "join_cut",
     "JoinReport",

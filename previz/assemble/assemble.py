@@ -123,11 +123,13 @@ class _Shot:
 
 def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
                    workdir: str | os.PathLike[str], *,
-                   options: AssembleOptions | None = None) -> Cut:
+                   options: AssembleOptions | None = None,
+                   take_status: Mapping[str, str] | None = None) -> Cut:
     """Assemble the cut of `plan` from each shot's selected take, into `workdir/<version>/`.
 
     `takes` maps shot ids to their media (None, or a TakeMedia without a path, for a shot with
-    none: it gets a labelled placeholder of its exact length). Writes only inside `workdir`; on
+    none: it gets a labelled placeholder of its exact length). `take_status` is what the render
+    said of every take (take key -> done, failed, skipped …), listed on the review page. Writes only inside `workdir`; on
     any error nothing is left there. Raises AssembleError naming every bad shot and file at once.
     """
     options = options or AssembleOptions()
@@ -178,8 +180,8 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         xml_path = editorial.write_fcp_xml(timeline, folder / f"{name}.xml")
         # 8. the review page
         page_path = folder / PAGE_NAME
-        page_path.write_text(_page(plan, shots, cut_shots, thumbs, options, name, date,
-                                   slate_frames, joined.warnings), encoding="utf-8")
+        page_path.write_text(_page(plan, shots, cut_shots, thumbs, options, take_status or {},
+                                   name, date, slate_frames, joined.warnings), encoding="utf-8")
         # 9. move the finished folder into place
         files = _publishing_order(folder, shots, audio, *editorial_media, media_path,
                                   review_path, contact_path, otio_path, edl_path, xml_path,
@@ -595,7 +597,8 @@ def _cut_shot(shot: _Shot) -> CutShot:
 
 
 def _page(plan: RenderPlan, shots: list[_Shot], cut_shots: list[CutShot],
-          thumbs: list[np.ndarray], options: AssembleOptions, name: str, date: str,
+          thumbs: list[np.ndarray], options: AssembleOptions, take_status: Mapping[str, str],
+          name: str, date: str,
           slate_frames: int, warnings: Sequence[str]) -> str:
     fps = plan.fps_fraction
     start = timecode_frames(plan.timecode_start, fps)
@@ -603,12 +606,12 @@ def _page(plan: RenderPlan, shots: list[_Shot], cut_shots: list[CutShot],
     for shot in shots:
         shown = shot.take.key if shot.take else None
         entries = [ReviewTake(t.take, t.seed, t.key, t.take == shot.plan.select, t.key == shown,
-                              options.take_status.get(t.key, "unknown"))
+                              take_status.get(t.key, "unknown"))
                    for t in shot.plan.takes]
         for stand_in in (shot.plan.fallback, shot.plan.reduced):
             if stand_in is not None and stand_in.key == shown:
                 entries.append(ReviewTake(stand_in.take, stand_in.seed, stand_in.key, False, True,
-                                          options.take_status.get(stand_in.key, "draft"),
+                                          take_status.get(stand_in.key, "draft"),
                                           draft=shot.draft_label))
         takes.append(entries)
     player = f"{name}_review.mp4" if options.review else f"{name}.mp4"

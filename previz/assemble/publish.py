@@ -1,7 +1,7 @@
 """Hand a cut to the store, and the whole of stage 5 as `previz render` runs it.
 
     version = publish_cut(cut, store)          # media first, manifest last (DESIGN §5)
-    summary = assemble_and_publish(plan, store, report)
+    published = assemble_and_publish(plan, store, report)   # a PublishedCut
 
 A cut names its version inside its files (file names, slate, timeline name), so the version is
 claimed *before* the cut is assembled: `assemble_and_publish` reserves the next version, builds
@@ -13,16 +13,47 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from previz.assemble.assemble import cut_edit_key, cut_from_takes
 from previz.assemble.review import PAGE_NAME, review_link
 from previz.assemble.types import AssembleError, AssembleOptions, Cut, TakeMedia
 from previz.plan.types import RenderPlan
 
-__all__ = ["publish_cut", "assemble_and_publish", "takes_from_report"]
+if TYPE_CHECKING:
+    from previz.engine.types import RenderReport
+
+__all__ = ["publish_cut", "assemble_and_publish", "takes_from_report", "PublishedCut"]
+
+
+@dataclass(frozen=True)
+class PublishedCut:
+    """Where a published version's files are: links (presigned on S3) by role, and by name."""
+
+    version: str
+    reused: bool  # the latest version already was this edit: nothing was assembled
+    folder: str
+    cut: str | None = None
+    review: str | None = None  # the review page (its link carries the media's on S3)
+    review_copy: str | None = None
+    otio: str | None = None
+    edl: str | None = None
+    xml: str | None = None
+    contact_sheet: str | None = None
+    links: Mapping[str, str] = field(default_factory=dict)
+
+    def without_signatures(self) -> PublishedCut:
+        """Presigned links are bearer credentials: they go to a terminal, never into a log (a
+        Ray job's output, a CI log, a pipe). Elsewhere the object's plain URL is shown."""
+        def plain(link: str | None) -> str | None:
+            if link is not None and "X-Amz-Signature=" in link:
+                return link.split("?", 1)[0].split("#", 1)[0]
+            return link
+
+        return replace(self, links={}, **{role: plain(getattr(self, role)) for role in (
+            "cut", "review", "review_copy", "otio", "edl", "xml", "contact_sheet")})
 
 
 def publish_cut(cut: Cut, target: Any):
@@ -51,12 +82,12 @@ def _publish_into(cut: Cut, draft: Any):
     return draft.publish(cut.manifest, cut.edit_key)
 
 
-def takes_from_report(plan: RenderPlan, store: Any, report: Any,
+def takes_from_report(plan: RenderPlan, store: Any, report: RenderReport,
                       folder: Path) -> dict[str, TakeMedia | None]:
     """Fetch the take each shot shows (per the engine's report) from the store into `folder`."""
     from previz.store import fetch_take_media, has_take
 
-    outcomes = {s.id: s for s in getattr(report, "shots", ())}
+    outcomes = {s.id: s for s in report.shots}
     takes: dict[str, TakeMedia | None] = {}
     for shot in plan.shots:
         outcome = outcomes.get(shot.id)
@@ -64,22 +95,21 @@ def takes_from_report(plan: RenderPlan, store: Any, report: Any,
             takes[shot.id] = None
             continue
         key = outcome.take or shot.selected_take.key
-        if outcome.status != "failed" and has_take(store, key):
+        failed = outcome.status == "failed"
+        if not failed and has_take(store, key):
             path = fetch_take_media(store, key, folder / f"{shot.id}-{key[:16]}.mp4")
-            status = outcome.status if outcome.status != "skipped" else "cached"
-            takes[shot.id] = TakeMedia(path, status, key, outcome.error)
+            takes[shot.id] = TakeMedia(path, outcome.status.value, key, outcome.error)
         else:
-            status = "failed" if outcome.status == "failed" else "missing"
-            takes[shot.id] = TakeMedia(None, status, key, outcome.error)
+            takes[shot.id] = TakeMedia(None, "failed" if failed else "missing", key,
+                                       outcome.error)
     return takes
 
 
-def assemble_and_publish(plan: RenderPlan, store: Any, report: Any, *,
+def assemble_and_publish(plan: RenderPlan, store: Any, report: RenderReport, *,
                          options: AssembleOptions | None = None,
                          workdir: str | Path | None = None,
-                         link_expiry_s: int | None = None) -> dict[str, Any]:
-    """Stage 5 as `previz render` runs it. Returns where everything is:
-    {version, reused, folder, cut, review, review_page, otio, edl, xml, contact_sheet, links}.
+                         link_expiry_s: int | None = None) -> PublishedCut:
+    """Stage 5 as `previz render` runs it. Returns where everything is.
 
     1. open the store; fetch the take each shot shows;
     2. the latest version, when it is this edit, is reused as it is;
@@ -97,8 +127,7 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: Any, *,
 
     options = options or AssembleOptions()
     store = open_store(store) if isinstance(store, str) else store
-    take_status = dict(getattr(report, "take_status", {}) or {})
-    options = replace(options, take_status={**take_status, **options.take_status})
+    take_status = {key: status.value for key, status in report.take_status.items()}
     with tempfile.TemporaryDirectory(prefix="previz-assemble-", dir=workdir) as scratch:
         scratch_path = Path(scratch)
         # 1. the takes
@@ -110,7 +139,8 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: Any, *,
             # 3. claim, assemble
             with reserve_version(store, plan.project, plan.sequence) as draft:
                 cut = cut_from_takes(plan, takes, scratch_path / "cut",
-                                     options=replace(options, version=draft.name))
+                                     options=replace(options, version=draft.name),
+                                     take_status=take_status)
                 # 4. publish
                 version = publish_cut(cut, draft)
     # 5. links
@@ -118,7 +148,7 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: Any, *,
     return _summary(store, version, links)
 
 
-def _summary(store: Any, version: Any, links: Mapping[str, str]) -> dict[str, Any]:
+def _summary(store: Any, version: Any, links: Mapping[str, str]) -> PublishedCut:
     from previz.store import read_manifest
 
     manifest = read_manifest(store, version.project, version.sequence, version.version)
@@ -126,16 +156,9 @@ def _summary(store: Any, version: Any, links: Mapping[str, str]) -> dict[str, An
     page = links.get(PAGE_NAME)
     if page and not page.startswith("file:"):
         page = review_link(page, links)
-    return {
-        "version": version.name,
-        "reused": version.reused,
-        "folder": version.prefix,
-        "cut": links.get(roles.get("cut", "")),
-        "review": page,
-        "review_copy": links.get(roles.get("review", "")),
-        "otio": links.get(roles.get("otio", "")),
-        "edl": links.get(roles.get("edl", "")),
-        "xml": links.get(roles.get("xml", "")),
-        "contact_sheet": links.get(roles.get("contact_sheet", "")),
-        "links": dict(links),
-    }
+    return PublishedCut(
+        version=version.name, reused=version.reused, folder=version.prefix,
+        cut=links.get(roles.get("cut", "")), review=page,
+        review_copy=links.get(roles.get("review", "")), otio=links.get(roles.get("otio", "")),
+        edl=links.get(roles.get("edl", "")), xml=links.get(roles.get("xml", "")),
+        contact_sheet=links.get(roles.get("contact_sheet", "")), links=dict(links))

@@ -77,7 +77,6 @@ class AssembleOptions:
     link_media: bool = True  # hard-link take files into the version folder when possible
     contact_columns: int = 4
     thumbnail_width: int = 320
-    take_status: Mapping[str, str] = field(default_factory=dict)  # take key -> engine status
     media_urls: Mapping[str, str] = field(default_factory=dict)  # name -> URL for review.html
 
 

@@ -1,12 +1,17 @@
-"""Stage 4: run a render plan on a Ray cluster (warm workers, dispatch, retries, resume)."""
+"""Stage 4: run a render plan on a Ray cluster (warm workers, dispatch, retries, resume).
 
-from previz.engine.graph import WorkGraph
-from previz.engine.render import (
+The rules are a pure state machine (`dispatch`, with the `deadline` policy and the work `graph`);
+`render` is the Ray side around it; `worker` is the warm actor on each GPU.
+"""
+
+from previz.engine.graph import TaskStatus, WorkGraph
+from previz.engine.render import render_plan
+from previz.engine.types import (
     EngineSettings,
     RenderInterrupted,
     RenderReport,
     ShotOutcome,
-    render_plan,
+    ShotStatus,
 )
 
 __all__ = [
@@ -14,6 +19,8 @@ __all__ = [
     "RenderInterrupted",
     "RenderReport",
     "ShotOutcome",
+    "ShotStatus",
+    "TaskStatus",
     "WorkGraph",
     "render_plan",
 ]

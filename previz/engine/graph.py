@@ -9,10 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 
 from previz.plan.types import RenderPlan, ShotTask, TakePlan
 
-__all__ = ["TaskState", "WorkGraph"]
+__all__ = ["TaskStatus", "TaskState", "WorkGraph"]
+
+
+class TaskStatus(str, Enum):
+    """Where one task (one generator call) stands in this render."""
+
+    PENDING = "pending"  # to do: ready once what it needs is done
+    RUNNING = "running"  # handed to a worker
+    DONE = "done"  # published (in this render, or already in the store)
+    FAILED = "failed"  # out of attempts
+    BLOCKED = "blocked"  # needs a task that failed
+    DEFERRED = "deferred"  # put off for a deadline: a stand-in shows instead
+    SKIPPED = "skipped"  # not wanted by this render (--only) and not needed by what is
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (TaskStatus.PENDING, TaskStatus.RUNNING)
 
 
 @dataclass
@@ -22,18 +39,13 @@ class TaskState:
     needs: set[str] = field(default_factory=set)  # task keys that must finish first
     dependents: set[str] = field(default_factory=set)
     chain_seconds: float = 0.0  # estimated seconds from this task's start to its chain's end
-    status: str = "pending"  # pending | running | done | failed | blocked | deferred | skipped
+    status: TaskStatus = TaskStatus.PENDING
     attempts: int = 0
     error: str | None = None
 
     @property
     def key(self) -> str:
         return self.task.key
-
-    @property
-    def is_final(self) -> bool:
-        """The last segment: finishing it publishes the take."""
-        return self.task.segment == self.task.segments - 1
 
 
 class WorkGraph:
@@ -54,9 +66,9 @@ class WorkGraph:
         for take_key, take in takes.items():
             if take_key in done:
                 for task in take.tasks:
-                    self.states[task.key].status = "done"
+                    self.states[task.key].status = TaskStatus.DONE
         for key in done & self.states.keys():
-            self.states[key].status = "done"
+            self.states[key].status = TaskStatus.DONE
         if wanted_takes is not None:
             self._restrict(wanted_takes, takes)
         self._compute_chains()
@@ -78,8 +90,8 @@ class WorkGraph:
             keep.add(key)
             stack.extend(self.states[key].needs)
         for key in list(self.states):
-            if key not in keep and self.states[key].status != "done":
-                self.states[key].status = "skipped"
+            if key not in keep and self.states[key].status != TaskStatus.DONE:
+                self.states[key].status = TaskStatus.SKIPPED
 
     def _compute_chains(self) -> None:
         memo: dict[str, float] = {}
@@ -87,7 +99,8 @@ class WorkGraph:
         def chain(key: str) -> float:
             if key not in memo:
                 state = self.states[key]
-                own = 0.0 if state.status in ("done", "skipped") else state.task.estimate_seconds
+                own = (0.0 if state.status in (TaskStatus.DONE, TaskStatus.SKIPPED)
+                       else state.task.estimate_seconds)
                 memo[key] = own + max((chain(d) for d in state.dependents), default=0.0)
             return memo[key]
 
@@ -97,13 +110,13 @@ class WorkGraph:
     # queries
     def ready(self) -> list[TaskState]:
         """Pending tasks whose needs are done, best first."""
-        ready = [s for s in self.states.values() if s.status == "pending"
-                 and all(self.states[n].status == "done" for n in s.needs)]
+        ready = [s for s in self.states.values() if s.status == TaskStatus.PENDING
+                 and all(self.states[n].status == TaskStatus.DONE for n in s.needs)]
         ready.sort(key=lambda s: (-s.chain_seconds, -s.task.estimate_seconds, s.key))
         return ready
 
     def remaining(self) -> list[TaskState]:
-        return [s for s in self.states.values() if s.status in ("pending", "running")]
+        return [s for s in self.states.values() if not s.status.is_terminal]
 
     def finished(self) -> bool:
         return not self.remaining()
@@ -111,32 +124,33 @@ class WorkGraph:
     def longest_chain_seconds(self) -> float:
         return max((s.chain_seconds for s in self.states.values()), default=0.0)
 
-    def remaining_models(self) -> set[str]:
-        return {s.task.model for s in self.remaining()}
-
     # transitions
     def start(self, key: str) -> None:
         state = self.states[key]
-        state.status = "running"
+        state.status = TaskStatus.RUNNING
         state.attempts += 1
 
-    def requeue(self, key: str, error: str) -> None:
+    def requeue(self, key: str, error: str, charged: bool = True) -> None:
+        """Back to pending; an attempt that was not the shot's fault (`charged=False`: it never
+        started, or its node went away) does not count against its limit."""
         state = self.states[key]
-        state.status, state.error = "pending", error
+        state.status, state.error = TaskStatus.PENDING, error
+        if not charged:
+            state.attempts -= 1
 
     def finish(self, key: str) -> None:
-        self.states[key].status = "done"
+        self.states[key].status = TaskStatus.DONE
 
     def fail(self, key: str, error: str) -> list[str]:
         """Mark a task failed; everything that needs it is blocked. Returns the blocked keys."""
         state = self.states[key]
-        state.status, state.error = "failed", error
+        state.status, state.error = TaskStatus.FAILED, error
         blocked: list[str] = []
         stack = list(state.dependents)
         while stack:
             dependent = self.states[stack.pop()]
-            if dependent.status in ("pending", "running"):
-                dependent.status = "blocked"
+            if not dependent.status.is_terminal:
+                dependent.status = TaskStatus.BLOCKED
                 dependent.error = f"needs {state.task.shot_id}, which failed"
                 blocked.append(dependent.key)
                 stack.extend(dependent.dependents)
@@ -152,11 +166,11 @@ class WorkGraph:
         while stack:
             current = stack.pop()
             states = [self.states[t.key] for t in current.tasks]
-            if any(s.status not in ("pending", "blocked") for s in states) or any(
-                    d is current for d in deferred):
+            if any(s.status not in (TaskStatus.PENDING, TaskStatus.BLOCKED)
+                   for s in states) or any(d is current for d in deferred):
                 continue
             for state in states:
-                state.status = "deferred"
+                state.status = TaskStatus.DEFERRED
                 stack.extend(self.states[d].take for d in state.dependents)
             deferred.append(current)
         return deferred
@@ -169,7 +183,8 @@ class WorkGraph:
             dep = task.depends_on
             if dep and dep not in inside:
                 needed = self.states.get(self._final_task_of_take.get(dep, dep))
-                if needed is None or needed.status not in ("pending", "running", "done"):
+                if needed is None or needed.status not in (TaskStatus.PENDING, TaskStatus.RUNNING,
+                                                           TaskStatus.DONE):
                     return False
         return True
 
@@ -179,18 +194,20 @@ class WorkGraph:
         added = []
         for task in take.tasks:
             if task.key not in self.states:
-                self.states[task.key] = TaskState(task=task, take=take,
-                                                  status="done" if done else "pending")
+                self.states[task.key] = TaskState(
+                    task=task, take=take, status=TaskStatus.DONE if done else TaskStatus.PENDING)
                 added.append(self.states[task.key])
         for state in added:
             self._link(state)
         self._compute_chains()
 
-    def take_status(self, take: TakePlan) -> str:
+    def take_status(self, take: TakePlan) -> TaskStatus | None:
+        """The status of a take's least advanced task; None for a take not in this render."""
         if any(t.key not in self.states for t in take.tasks):
-            return "absent"
+            return None
         statuses = {self.states[t.key].status for t in take.tasks}
-        for status in ("failed", "blocked", "running", "pending", "deferred", "skipped"):
+        for status in (TaskStatus.FAILED, TaskStatus.BLOCKED, TaskStatus.RUNNING,
+                       TaskStatus.PENDING, TaskStatus.DEFERRED, TaskStatus.SKIPPED):
             if status in statuses:
                 return status
-        return "done"
+        return TaskStatus.DONE

@@ -1,118 +1,116 @@
-"""Render progress for people: a live rich display on a terminal, plain periodic lines in logs."""
+"""Render progress for people: a live rich display on a terminal, plain lines in logs and pipes.
+
+Both show the dispatcher's public `Snapshot`, counted in the plan's units: generator calls (the
+plan's last line counts them) and frames of takes (the plan's per-shot frames, once per take;
+the cut is shorter where dissolves overlap two shots).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
 
-__all__ = ["make_display", "RichDisplay", "LineDisplay"]
+from previz.engine.dispatch import Snapshot
+
+__all__ = ["make_display", "RichDisplay", "LineDisplay", "Display"]
+
+SnapshotSource = Callable[[], Snapshot]
 
 
-def make_display(plan, stream=None):
-    stream = stream or sys.stderr
-    return RichDisplay(plan, stream) if stream.isatty() else LineDisplay(plan, stream)
+class Display:
+    """What the engine calls: `update` as it goes, `update(final=True)` once at the end."""
 
-
-class _Summary:
-    """Figures both displays show, computed from the dispatcher's state."""
-
-    def __init__(self, plan) -> None:
-        self.plan = plan
+    def __init__(self) -> None:
         self.started = time.time()
-        self._steps: dict[str, tuple[int, int, float]] = {}
-        self._last_poll = 0.0
 
-    def figures(self, dispatcher: Any) -> dict[str, Any]:
-        graph = dispatcher.graph
-        # Work put off for a deadline is no longer to be done: its stand-ins are.
-        states = [s for s in graph.states.values() if s.status not in ("skipped", "deferred")]
-        put_off = {s.task.shot_id for s in graph.states.values() if s.status == "deferred"}
-        done = [s for s in states if s.status == "done"]
-        failed = [s for s in states if s.status in ("failed", "blocked")]
-        running = [s for s in states if s.status == "running"]
-        frames_total = sum(s.task.num_frames for s in states)
-        frames_done = sum(s.task.num_frames for s in done)
-        estimate_total = sum(s.task.estimate_seconds for s in states) or 1.0
-        estimate_done = sum(s.task.estimate_seconds for s in done)
-        elapsed = time.time() - self.started
-        busy = sum(1 for slot in dispatcher.slots if slot.queue)
-        gpus = sum(slot.gpus for slot in dispatcher.slots) or 0
-        eta = None
-        if estimate_done > 0:
-            # The cost model, corrected by how fast this cluster has actually been.
-            eta = elapsed * (estimate_total - estimate_done) / estimate_done
-        if time.time() - self._last_poll > 1.0:
-            import ray
-
-            with contextlib.suppress(Exception):  # progress is best effort
-                self._steps = ray.get(dispatcher.progress.snapshot.remote(), timeout=2)
-            self._last_poll = time.time()
-        lines = []
-        for state in running:
-            step, total, _ = self._steps.get(state.key, (0, state.task.steps, 0))
-            lines.append(f"{state.task.shot_id} take {state.task.take} "
-                         f"seg {state.task.segment + 1}/{state.task.segments} "
-                         f"{state.task.model}: step {step}/{total}")
-        return {"done": len(done), "total": len(states), "failed": len(failed),
-                "put_off": len(put_off),
-                "frames_done": frames_done, "frames_total": frames_total,
-                "busy": busy, "workers": len(dispatcher.slots), "gpus": gpus,
-                "elapsed": elapsed, "eta": eta, "running": lines}
-
-
-class LineDisplay(_Summary):
-    """For Ray job logs and pipes: one plain line every `interval` seconds."""
-
-    def __init__(self, plan, stream, interval: float = 10.0) -> None:
-        super().__init__(plan)
-        self.stream, self.interval, self._last = stream, interval, 0.0
-
-    def update(self, dispatcher: Any) -> None:
-        if time.time() - self._last < self.interval:
-            return
-        self._last = time.time()
-        f = self.figures(dispatcher)
-        eta = f"{f['eta']:.0f}s" if f["eta"] is not None else "?"
-        put_off = (f", {f['put_off']} shot(s) standing in for the deadline" if f["put_off"]
-                   else "")
-        print(f"previz: {f['done']}/{f['total']} tasks, {f['frames_done']}/{f['frames_total']} "
-              f"frames, {f['failed']} failed{put_off}, {f['busy']}/{f['workers']} workers busy, "
-              f"elapsed {f['elapsed']:.0f}s, eta {eta}", file=self.stream, flush=True)
-        for line in f["running"]:
-            print(f"previz:   {line}", file=self.stream, flush=True)
+    def update(self, snapshot: SnapshotSource, final: bool = False) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         pass
 
+    def eta(self, f: Snapshot) -> float | None:
+        """The cost model, corrected by how fast this cluster has actually been."""
+        if f.estimate_done <= 0:
+            return None
+        return (time.time() - self.started) * (f.estimate - f.estimate_done) / f.estimate_done
 
-class RichDisplay(_Summary):
-    def __init__(self, plan, stream) -> None:
-        super().__init__(plan)
+
+def make_display(stream=None) -> Display:
+    stream = stream or sys.stderr
+    return RichDisplay(stream) if stream.isatty() else LineDisplay(stream)
+
+
+def summary_line(f: Snapshot, elapsed: float, eta: float | None) -> str:
+    put_off = f", {f.put_off} shot(s) standing in for the deadline" if f.put_off else ""
+    return (f"{f.tasks_done}/{f.tasks} generator calls, {f.frames_done}/{f.frames} frames of "
+            f"takes, {f.failed} failed{put_off}, {f.busy}/{f.workers} workers busy, "
+            f"elapsed {elapsed:.0f}s, eta " + (f"{eta:.0f}s" if eta is not None else "?"))
+
+
+def running_line(task) -> str:
+    return (f"{task.shot} take {task.take} seg {task.segment + 1}/{task.segments} "
+            f"{task.model}: step {task.step}/{task.steps}")
+
+
+class LineDisplay(Display):
+    """For Ray job logs and pipes: a line at the start, one every `interval` seconds, and a
+    last one when the render ends."""
+
+    def __init__(self, stream, interval: float = 5.0) -> None:
+        super().__init__()
+        self.stream, self.interval, self._last = stream, interval, None
+
+    def update(self, snapshot: SnapshotSource, final: bool = False) -> None:
+        now = time.time()
+        if not final and self._last is not None and now - self._last < self.interval:
+            return
+        self._last = now
+        f = snapshot()
+        elapsed = now - self.started
+        if final:
+            print(f"previz: finished: {f.tasks_done}/{f.tasks} generator calls, {f.frames_done}/"
+                  f"{f.frames} frames of takes, {f.failed} failed"
+                  + (f", {f.put_off} shot(s) standing in for the deadline" if f.put_off else "")
+                  + f", in {elapsed:.0f}s", file=self.stream, flush=True)
+            return
+        print(f"previz: {summary_line(f, elapsed, self.eta(f))}", file=self.stream, flush=True)
+        for task in f.running:
+            print(f"previz:   {running_line(task)}", file=self.stream, flush=True)
+
+
+class RichDisplay(Display):
+    def __init__(self, stream) -> None:
+        super().__init__()
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console(file=stream)
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
         self.live.start()
+        self._last = 0.0
 
-    def update(self, dispatcher: Any) -> None:
+    def update(self, snapshot: SnapshotSource, final: bool = False) -> None:
         from rich.progress_bar import ProgressBar
         from rich.table import Table
 
-        f = self.figures(dispatcher)
+        if not final and time.time() - self._last < 0.25:
+            return
+        self._last = time.time()
+        f = snapshot()
         table = Table.grid(padding=(0, 1))
-        table.add_row("shots", ProgressBar(total=f["total"], completed=f["done"], width=40),
-                      f"{f['done']}/{f['total']} tasks  {f['failed']} failed"
-                      + (f"  {f['put_off']} standing in (deadline)" if f["put_off"] else ""))
-        table.add_row("frames", ProgressBar(total=f["frames_total"], completed=f["frames_done"],
-                                            width=40), f"{f['frames_done']}/{f['frames_total']}")
-        eta = f"{f['eta']:.0f}s" if f["eta"] is not None else "…"
-        table.add_row("pool", f"{f['busy']}/{f['workers']} workers busy ({f['gpus']} GPUs)",
-                      f"elapsed {f['elapsed']:.0f}s  eta {eta}")
-        for line in f["running"]:
-            table.add_row("", line, "")
+        table.add_row("calls", ProgressBar(total=f.tasks, completed=f.tasks_done, width=40),
+                      f"{f.tasks_done}/{f.tasks} generator calls  {f.failed} failed"
+                      + (f"  {f.put_off} standing in (deadline)" if f.put_off else ""))
+        table.add_row("frames", ProgressBar(total=f.frames, completed=f.frames_done, width=40),
+                      f"{f.frames_done}/{f.frames} frames of takes")
+        eta = self.eta(f)
+        table.add_row("pool", f"{f.busy}/{f.workers} workers busy ({f.gpus} GPUs)",
+                      f"elapsed {time.time() - self.started:.0f}s  eta "
+                      + (f"{eta:.0f}s" if eta is not None else "…"))
+        for task in f.running:
+            table.add_row("", running_line(task), "")
         self.live.update(table)
 
     def close(self) -> None:

@@ -13,6 +13,7 @@ import os
 import socket
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,36 +30,48 @@ from previz.engine.publish import (
 from previz.generate.registry import generator_declaration
 from previz.plan.types import Conditioning, ShotTask, TakePlan
 
-__all__ = ["RenderWorker", "ProgressBoard"]
+__all__ = ["RenderWorker", "ProgressBoard", "Rendered"]
 
 
 @ray.remote(num_cpus=0)
 class ProgressBoard:
-    """Denoising progress from every worker, polled by the driver's display."""
+    """Denoising progress from every worker, polled by the driver."""
 
     def __init__(self) -> None:
         self.steps: dict[str, tuple[int, int, float]] = {}
-        self.started: dict[str, float] = {}  # when generation began (after any model load)
+        self.began: dict[str, float] = {}  # when generation began (after any model load)
 
     def begin(self, task_key: str) -> None:
-        self.started[task_key] = time.time()
+        self.began[task_key] = time.time()
 
     def update(self, task_key: str, step: int, total: int) -> None:
         self.steps[task_key] = (step, total, time.time())
 
-    def snapshot(self) -> dict[str, tuple[int, int, float]]:
-        return dict(self.steps)
+    def read(self) -> tuple[dict[str, float], dict[str, tuple[int, int, float]]]:
+        """(when each task's generation began, its last (step, total, when))."""
+        return dict(self.began), dict(self.steps)
 
-    def generation_started(self) -> dict[str, float]:
-        return dict(self.started)
+
+@dataclass(frozen=True)
+class Rendered:
+    """What a worker says of a task it generated."""
+
+    started: float  # when generation began (after any model load)
+    finished: float
+    load_seconds: float
+    node: str
+    # The encode task publishing it, in a list so Ray does not wait on it; empty when the worker
+    # published the take itself.
+    publish: list[Any]
 
 
 class RenderWorker:
     """Holds one loaded generator; switches models only when the driver sends another model."""
 
     def __init__(self, worker_id: str, store_uri: str, worker_options: dict[str, Any],
-                 progress: Any = None):
+                 progress: Any = None, run_id: str = ""):
         self.worker_id = worker_id
+        self.run_id = run_id
         self.store_uri = store_uri
         self.worker_options = dict(worker_options)
         self.progress = progress
@@ -73,11 +86,8 @@ class RenderWorker:
                 "host": socket.gethostname(), "gpus": ray.get_gpu_ids()}
 
     def render(self, task_json: str, take_json: str, attempt: int, images: dict[str, Any],
-               extra_options: dict[str, Any]) -> dict[str, Any]:
-        """Generate one task and hand its frames to a publish task on this node.
-
-        Returns timings plus the publish task's ref, wrapped in a list so Ray does not wait on it.
-        """
+               extra_options: dict[str, Any]) -> Rendered:
+        """Generate one task and hand its frames to a publish task on this node."""
         task = ShotTask.model_validate_json(task_json)
         options = {**self.worker_options, **task.options, **extra_options}
         load_seconds = self._ensure_loaded(task, options)
@@ -91,19 +101,19 @@ class RenderWorker:
             self.progress.begin.remote(task.key)
 
         take = TakePlan.model_validate_json(take_json)
-        timings = {"started": started, "load_seconds": load_seconds, "worker": self.worker_id,
-                   "node": self.node_id, "pid": os.getpid()}
+        timings = {"started": started, "load_seconds": load_seconds}
         if self.generator.declaration.encodes_own_output and publishes_as_encoded(task, take):
             # A CPU generator that encodes as it draws (the draft): the encode is its work, so
             # it publishes here rather than handing raw frames to another process.
             with tempfile.TemporaryDirectory(prefix="previz-take-") as folder:
+                media = Path(folder) / MEDIA_NAME
                 drawn = self.generator.render_take(
-                    task, Path(folder) / MEDIA_NAME, images=self._image_source(images),
-                    progress=on_step, attempt=attempt)
+                    task, media, images=self._image_source(images), progress=on_step,
+                    attempt=attempt)
                 finished = time.time()
-                publish_encoded(self._open_store(), task, take, drawn.encoded.path,
+                publish_encoded(self._open_store(), task, take, media,
                                 self._record(drawn.record, attempt, options, timings, finished))
-            return {**timings, "publish": [], "finished": finished}
+            return Rendered(started, finished, load_seconds, self.node_id, publish=[])
         result = self.generator.generate(
             task, images=self._image_source(images), progress=on_step, attempt=attempt)
         finished = time.time()
@@ -111,13 +121,14 @@ class RenderWorker:
         publish = publish_output.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=False),
         ).remote(self.store_uri, task_json, take_json, result.frames, result.fps, record)
-        return {**timings, "publish": [publish], "finished": finished}
+        return Rendered(started, finished, load_seconds, self.node_id, publish=[publish])
 
     def _record(self, generated: dict[str, Any], attempt: int, options: dict[str, Any],
                 timings: dict[str, Any], finished: float) -> dict[str, Any]:
+        # The run and attempt: a ledger row lost with its driver is recovered from them.
         return {
-            **generated, "worker": self.worker_id, "node": self.node_id,
-            "host": socket.gethostname(), "attempt": attempt,
+            **generated, "run_id": self.run_id, "worker": self.worker_id, "node": self.node_id,
+            "host": socket.gethostname(), "attempt": attempt, "finished": finished,
             "generate_seconds": finished - timings["started"],
             "load_seconds": timings["load_seconds"],
             "options": {k: v for k, v in options.items() if k != "faults"},

@@ -65,6 +65,9 @@ def print_plan(plan: RenderPlan) -> None:
             format_gpu_time(shot.estimate_seconds, _unit(task.gpus)),
         )
     console.print(table)
-    console.print(f"{len(plan.tasks())} generator calls, estimated {format_plan_estimate(plan)}")
+    take_frames = sum(shot.frames * len(shot.takes) for shot in plan.shots)
+    # In the units a render's progress counts: calls, and each take's frames at the cut's rate.
+    console.print(f"{len(plan.tasks())} generator calls ({take_frames} frames of takes), "
+                  f"estimated {format_plan_estimate(plan)}")
     for warning in plan.warnings:
         console.print(f"[yellow]note:[/yellow] {warning}", highlight=False)

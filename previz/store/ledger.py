@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from enum import Enum
 from types import TracebackType
 
 import pyarrow as pa
@@ -27,6 +28,7 @@ from previz.store.redact import redact
 
 __all__ = [
     "Attempt",
+    "Outcome",
     "OUTCOMES",
     "FAILED_OUTCOMES",
     "LEDGER_SCHEMA",
@@ -38,8 +40,20 @@ __all__ = [
     "format_ledger_summary",
 ]
 
-OUTCOMES = ("ok", "failed", "cancelled", "timeout", "lost")
-FAILED_OUTCOMES = ("failed", "timeout", "lost")
+
+
+class Outcome(str, Enum):
+    """How one attempt ended."""
+
+    OK = "ok"  # its take (or segment) is published
+    FAILED = "failed"  # counted against the shot's attempts
+    CANCELLED = "cancelled"  # the render stopped (Ctrl-C, deadline, a failing store) first
+    TIMEOUT = "timeout"
+    LOST = "lost"  # its node went away: recorded, not counted against the shot
+
+
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
+FAILED_OUTCOMES = (Outcome.FAILED.value, Outcome.TIMEOUT.value, Outcome.LOST.value)
 _UTC = pa.timestamp("us", tz="UTC")
 LEDGER_SCHEMA = pa.schema(
     [
@@ -118,7 +132,7 @@ class Attempt:
             "node": redact(self.node),
             "worker": redact(self.worker),
             "attempt": self.attempt,
-            "outcome": self.outcome,
+            "outcome": Outcome(self.outcome).value,
             # Errors often quote URLs and service replies; keep credentials out of the ledger.
             "error": None if self.error is None else redact(self.error),
             "started_at": self.started_at.astimezone(timezone.utc),
@@ -159,6 +173,11 @@ class LedgerWriter:
 
     def __post_init__(self) -> None:
         check_id("ledger run_id", self.run_id)
+
+    @property
+    def pending(self) -> int:
+        """Attempts recorded and not yet written."""
+        return len(self._pending)
 
     def record(self, attempt: Attempt) -> None:
         if attempt.run_id != self.run_id:

@@ -10,7 +10,7 @@ import pytest
 from conftest import make_plan, write_takes
 
 from previz.assemble import AssembleError, assemble_and_publish, cut_from_takes, publish_cut
-from previz.engine.render import RenderReport, ShotOutcome
+from previz.engine import RenderReport, ShotOutcome, TaskStatus
 from previz.plan import plan_from_storyboard
 from previz.store import open_store, publish_take, read_manifest
 from previz.storyboard import load_storyboard
@@ -29,8 +29,9 @@ def render_report(plan, statuses: dict[str, str] | None = None) -> RenderReport:
                                  error="worker lost" if status == "failed" else None))
     return RenderReport(run_id="run-test", shots=shots, attempts=[], started=0.0, finished=1.0,
                         gaps=[], loads=1,
-                        take_status={s.selected_take.key: "done" if statuses.get(s.id) is None
-                                     else "failed" for s in plan.shots})
+                        take_status={s.selected_take.key: TaskStatus.DONE
+                                     if statuses.get(s.id) is None else TaskStatus.FAILED
+                                     for s in plan.shots})
 
 
 def publish_takes(store, plan, takes, skip=()) -> None:
@@ -73,7 +74,7 @@ def test_media_go_first_and_the_manifest_last(setup):
     publish_takes(store, plan, takes)
     store.writes.clear()
     result = assemble_and_publish(plan, store, render_report(plan))
-    assert result["version"] == "v001" and result["reused"] is False
+    assert result.version == "v001" and result.reused is False
     prefix = "TESTPROJ/SQ010/v001/"
     writes = [k[len(prefix):] for k in store.writes if k.startswith(prefix)]
     assert writes[0] == ".claim"
@@ -94,7 +95,7 @@ def test_media_go_first_and_the_manifest_last(setup):
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [*manifest["files"], "manifest.json", ".claim"])
     for role in ("cut", "review", "review_copy", "otio", "edl", "xml", "contact_sheet"):
-        path = Path(unquote(urlparse(result[role]).path))
+        path = Path(unquote(urlparse(getattr(result, role)).path))
         assert path.is_file() and path.parent == folder, role
     assert manifest["edit_key"].startswith("cut-")
     assert manifest["shots"][1]["take_key"] == takes["SH0020"].key
@@ -107,18 +108,18 @@ def test_the_same_takes_reuse_the_version_and_a_changed_take_mints_the_next(setu
     publish_takes(store, plan, takes, skip={"SH0030"})
     # SH0030 failed: a placeholder stands in for it
     first = assemble_and_publish(plan, uri, render_report(plan, {"SH0030": "failed"}))
-    assert first["version"] == "v001" and not first["reused"]
+    assert first.version == "v001" and not first.reused
     v001 = read_manifest(store, "TESTPROJ", "SQ010", "v001")
     assert v001["shots"][2]["placeholder"] is True
     assert v001["shots"][2]["error"] == "worker lost"
     # the same again: nothing is assembled, the version is reused
     again = assemble_and_publish(plan, uri, render_report(plan, {"SH0030": "failed"}))
-    assert again["version"] == "v001" and again["reused"] is True
+    assert again.version == "v001" and again.reused is True
     assert not (root / "TESTPROJ" / "SQ010" / "v002").exists()
     # SH0030 rendered now: a new take in the cut mints v002, v001 stays as it was
     publish_takes(store, plan, takes, skip={"SH0010", "SH0020"})
     second = assemble_and_publish(plan, uri, render_report(plan))
-    assert second["version"] == "v002" and not second["reused"]
+    assert second.version == "v002" and not second.reused
     v002 = read_manifest(store, "TESTPROJ", "SQ010", "v002")
     assert v002["shots"][2]["placeholder"] is False
     assert v002["shots"][2]["take_key"] == takes["SH0030"].key
@@ -138,14 +139,14 @@ def test_the_same_takes_reuse_the_version_and_a_changed_take_mints_the_next(setu
     new_takes = write_takes(changed, tmp_path / "new-takes")
     publish_takes(store, changed, new_takes, skip={"SH0010", "SH0030"})
     third = assemble_and_publish(changed, uri, render_report(changed))
-    assert third["version"] == "v003" and not third["reused"]
+    assert third.version == "v003" and not third.reused
     v003 = read_manifest(store, "TESTPROJ", "SQ010", "v003")
     assert v003["shots"][1]["take_key"] == new_takes["SH0020"].key
     assert v003["shots"][1]["seed"] == 9
     # back to the first seed: the edit of v002 again, published as v004 (latest never points
     # back to an older version)
     back = assemble_and_publish(plan, uri, render_report(plan))
-    assert back["version"] == "v004" and not back["reused"]
+    assert back.version == "v004" and not back.reused
     assert read_manifest(store, "TESTPROJ", "SQ010", "v004")["edit_key"] == v002["edit_key"]
 
 

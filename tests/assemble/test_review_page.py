@@ -26,7 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from synth import level_of
 
 from previz.assemble import assemble_and_publish
-from previz.engine.render import RenderReport, ShotOutcome
+from previz.engine import RenderReport, ShotOutcome
 from previz.store import open_store, publish_take
 
 # the S3 service of the store tests (moto's server mode on loopback), reused as it is
@@ -218,15 +218,15 @@ def publish_to_s3(bucket_name: str, folder: Path):
                                 for s in plan.shots],
         attempts=[], started=0.0, finished=1.0, gaps=[], loads=1, take_status={})
     result = assemble_and_publish(plan, uri, report)
-    assert result["version"] == "v001"
-    with urllib.request.urlopen(result["links"]["manifest.json"], timeout=WAIT_S) as response:
+    assert result.version == "v001"
+    with urllib.request.urlopen(result.links["manifest.json"], timeout=WAIT_S) as response:
         manifest = json.loads(response.read())
     return plan, result, manifest
 
 
 def test_every_published_file_loads_from_its_presigned_link(bucket, tmp_path):  # noqa: F811
     _, result, manifest = publish_to_s3(bucket, tmp_path)
-    links = result["links"]
+    links = result.links
     assert set(links) == {*manifest["files"], "manifest.json"}
     assert {"review.html", "SQ010_previz_v001_review.mp4", "SQ010_previz_v001.otio"} <= set(links)
     for name, info in manifest["files"].items():
@@ -237,7 +237,7 @@ def test_every_published_file_loads_from_its_presigned_link(bucket, tmp_path):  
         assert len(data) == info["size"], name
         assert hashlib.sha256(data).hexdigest() == info["sha256"], name
     # the page's own link carries the others in its fragment
-    page = result["review"]
+    page = result.review
     assert page.startswith(links["review.html"] + "#media=")
     with urllib.request.urlopen(page, timeout=WAIT_S) as response:  # the fragment stays here
         assert response.status == 200
@@ -247,8 +247,8 @@ def test_every_published_file_loads_from_its_presigned_link(bucket, tmp_path):  
 def test_review_page_plays_and_seeks_from_presigned_links(bucket, browser,  # noqa: F811
                                                           tmp_path):
     plan, result, manifest = publish_to_s3(bucket, tmp_path)
-    links = result["links"]
-    open_page(browser, result["review"])
+    links = result.links
+    open_page(browser, result.review)
     review = manifest["roles"]["review"]
     player = browser.execute_script("var v = document.getElementById('player');"
                                     "return [v.currentSrc, v.duration];")

@@ -48,11 +48,11 @@ def test_node_removed_mid_render(tmp_path):
         remover.join()
         assert removed
         assert report.complete, [(s.id, s.error) for s in report.shots]
-        assert not [a for a in report.attempts if "hung" in (a["error"] or "")]
-        assert [a for a in report.attempts if a["outcome"] != "ok"], "the node held no work"
+        assert not [a for a in report.attempts if "hung" in (a.error or "")]
+        assert [a for a in report.attempts if a.outcome != "ok"], "the node held no work"
         assert all(has_take(store, take.key) for take in plan.takes())
         # Each take published exactly once; anything lost with the node was retried.
-        ok = [a["take_key"] for a in report.attempts if a["outcome"] == "ok"]
+        ok = [a.take_key for a in report.attempts if a.outcome == "ok"]
         assert sorted(ok) == sorted(t.key for t in plan.takes())
 
 

@@ -75,7 +75,7 @@ def test_one_prompt_change_renders_one_take(ray_cluster, tmp_path):
     render_plan(plan_for(board), str(tmp_path / "store"))
     board.write_text(board.read_text().replace("prompt: gull", "prompt: two gulls"))
     report = render_plan(plan_for(board), str(tmp_path / "store"))
-    rendered = {a["shot"] for a in report.attempts if a["outcome"] == "ok"}
+    rendered = {a.shot for a in report.attempts if a.outcome == "ok"}
     assert rendered == {"SH0040"}
     assert len(report.rendered_keys()) == 2  # SH0040 has two takes
 
@@ -83,10 +83,10 @@ def test_one_prompt_change_renders_one_take(ray_cluster, tmp_path):
 def test_only_renders_named_shots_and_their_needs(ray_cluster, tmp_path):
     plan = plan_for(synthetic_board(tmp_path, SIX_SHOTS))
     report = render_plan(plan, str(tmp_path / "store"), only=["SH0030"])
-    assert {a["shot"] for a in report.attempts} == {"SH0020", "SH0030"}
+    assert {a.shot for a in report.attempts} == {"SH0020", "SH0030"}
     assert {s.id: s.status for s in report.shots}["SH0060"] == "missing"  # nothing in the store
     forced = render_plan(plan, str(tmp_path / "store"), only=["SH0030"], force=True)
-    assert {a["shot"] for a in forced.attempts} == {"SH0030"}
+    assert {a.shot for a in forced.attempts} == {"SH0030"}
 
 
 def test_always_failing_shot_is_reported_after_its_retries(ray_cluster, tmp_path):
@@ -113,17 +113,17 @@ def test_a_worker_that_fails_different_shots_is_retired(ray_cluster, tmp_path):
     settings = EngineSettings(max_gpu_workers=1, retire_after_failures=3)
     report = render_plan(plan, str(tmp_path / "store"), settings=settings)
     assert report.complete, [(s.id, s.error) for s in report.shots]
-    failed = [a for a in report.attempts if a["outcome"] == "failed"]
-    assert {a["shot"] for a in failed} == {"SH0010", "SH0020", "SH0050"}
-    retired = {a["worker"] for a in failed}
+    failed = [a for a in report.attempts if a.outcome == "failed"]
+    assert {a.shot for a in failed} == {"SH0010", "SH0020", "SH0050"}
+    retired = {a.worker for a in failed}
     assert len(retired) == 1
     # After its third failure it only finishes what was already queued on it (one task).
-    last_failure = max(a["finished_at"] for a in failed)
-    after = [a for a in report.attempts if a["started_at"] >= last_failure]
-    assert len([a for a in after if a["worker"] in retired]) <= settings.queue_depth - 1
-    last = max(failed, key=lambda a: a["finished_at"])["shot"]
-    retried = [a for a in report.attempts if a["shot"] == last and a["outcome"] == "ok"]
-    assert [a["worker"] in retired for a in retried] == [False]
+    last_failure = max(a.finished_at for a in failed)
+    after = [a for a in report.attempts if a.started_at >= last_failure]
+    assert len([a for a in after if a.worker in retired]) <= settings.queue_depth - 1
+    last = max(failed, key=lambda a: a.finished_at).shot
+    retried = [a for a in report.attempts if a.shot == last and a.outcome == "ok"]
+    assert [a.worker in retired for a in retried] == [False]
 
 
 def test_out_of_memory_is_retried_with_offload(ray_cluster, tmp_path):
@@ -133,9 +133,9 @@ def test_out_of_memory_is_retried_with_offload(ray_cluster, tmp_path):
     store = open_store(str(tmp_path / "store"))
     report = render_plan(plan, str(tmp_path / "store"))
     assert report.complete
-    outcomes = [(a["attempt"], a["outcome"]) for a in report.attempts]
+    outcomes = [(a.attempt, a.outcome) for a in report.attempts]
     assert outcomes == [(1, "failed"), (2, "ok")]
-    assert "memory" in report.attempts[0]["error"].lower()
+    assert "memory" in report.attempts[0].error.lower()
     record = read_take_record(store, plan.shots[0].selected_take.key)
     assert record["options"].get("cpu_offload") is True
 
@@ -170,10 +170,10 @@ def test_worker_killed_mid_shot_costs_only_that_shot(ray_cluster, tmp_path):
     assert report.complete
     store = open_store(str(tmp_path / "store"))
     assert all(has_take(store, take.key) for take in plan.takes())
-    lost = [a for a in report.attempts if a["outcome"] == "failed"]
-    assert len(lost) == 1 and "lost" in lost[0]["error"]
-    retried = [a for a in report.attempts if a["take_key"] == lost[0]["take_key"]]
-    assert [a["outcome"] for a in retried] == ["failed", "ok"]
+    lost = [a for a in report.attempts if a.outcome == "failed"]
+    assert len(lost) == 1 and "lost" in lost[0].error
+    retried = [a for a in report.attempts if a.take_key == lost[0].take_key]
+    assert [a.outcome for a in retried] == ["failed", "ok"]
 
 
 def test_ledger_is_readable_as_parquet(ray_cluster, tmp_path):
@@ -181,7 +181,7 @@ def test_ledger_is_readable_as_parquet(ray_cluster, tmp_path):
     report = render_plan(plan, str(tmp_path / "store"))
     table = pq.read_table(str(tmp_path / "store" / "ledger"))
     assert table.num_rows == len(report.attempts)
-    assert sum(table.column("frames").to_pylist()) == sum(a["frames"] for a in report.attempts)
+    assert sum(table.column("frames").to_pylist()) == sum(a.frames for a in report.attempts)
     assert sum(table.column("gpu_seconds").to_pylist()) == pytest.approx(report.gpu_seconds)
 
 
@@ -235,7 +235,7 @@ def test_work_no_node_can_host_fails_clearly_after_the_autoscaler_grace(ray_clus
     # Each node has two logical GPUs; a four-GPU model can never be placed.
     plan = plan_for(synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: x}\n",
                                     options="{gpus: 4}"))
-    with pytest.raises(PrevizError, match=r"SH0010: the model needs 4 GPU\(s\) on one node, but "
-                                          r"the largest node of this cluster has 2"):
+    with pytest.raises(PrevizError, match=r"SH0010 \(synthetic\): need 4 GPU\(s\) on one node, "
+                                          r"but the largest node of this cluster has 2"):
         render_plan(plan, str(tmp_path / "store"),
                     settings=EngineSettings(capacity_wait_seconds=1))

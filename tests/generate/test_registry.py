@@ -23,8 +23,8 @@ from previz.generate import (
     register_generator,
     registered_generators,
 )
-from previz.generate.registry import generator_declaration, pixel_neutral_options
 from previz.generate.draft import DraftGenerator
+from previz.generate.registry import generator_declaration, pixel_neutral_options
 from previz.generate.synthetic import SyntheticGenerator
 from previz.plan.types import Conditioning
 
