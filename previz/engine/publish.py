@@ -4,12 +4,17 @@ A single-segment take is retimed to the cut's exact frames, encoded and publishe
 a longer take is published under its task key (so a rerun resumes mid-shot); the last segment
 joins all segments (each later one repeats the previous one's last frame), retimes and publishes
 the take.
+
+Whatever publishes a take also writes its ledger row, at once: a row kept for the driver to
+write would be lost with it (a killed driver, a Ctrl-C while encodes finish).
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
+from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,8 @@ __all__ = ["publish_output", "publish_frames", "publish_encoded", "publishes_as_
            "last_frame_of", "MEDIA_NAME"]
 
 MEDIA_NAME = "take.mp4"
+
+log = logging.getLogger(__name__)
 
 
 # No CPU reservation: encodes are already bounded (one per finished task), and reserving one
@@ -59,7 +66,8 @@ def publish_encoded(store, task: ShotTask, take: TakePlan, media: Path,
         thumb.write_bytes(thumbnail(np.asarray(last_frame(media))))
         full_record = _take_record(task, take, record, "take", started)
         publish_take(store, take.key, media, full_record, thumb)
-    return {"key": take.key, "kind": "take", "encode_seconds": time.time() - started}
+    return {"key": take.key, "kind": "take", "encode_seconds": time.time() - started,
+            "ledger_error": _record_in_ledger(store, task, take, full_record)}
 
 
 def publish_frames(store, task: ShotTask, take: TakePlan, frames: np.ndarray,
@@ -88,8 +96,36 @@ def publish_frames(store, task: ShotTask, take: TakePlan, frames: np.ndarray,
             key, kind = take.key, "take"
         thumb = Path(folder) / "thumb.jpg"
         thumb.write_bytes(thumbnail(frames))
-        publish_take(store, key, media, _take_record(task, take, record, kind, started), thumb)
-    return {"key": key, "kind": kind, "encode_seconds": time.time() - started}
+        full_record = _take_record(task, take, record, kind, started)
+        publish_take(store, key, media, full_record, thumb)
+    return {"key": key, "kind": kind, "encode_seconds": time.time() - started,
+            "ledger_error": _record_in_ledger(store, task, take, full_record)}
+
+
+def _record_in_ledger(store, task: ShotTask, take: TakePlan, record: dict[str, Any]) -> str | None:
+    """Write the published attempt's ledger row (from the take record: run, attempt, worker,
+    times). Returns why it could not be written, if so: the take stands either way, and the
+    driver says what is missing from the ledger."""
+    from previz.store.ledger import Attempt, Outcome, append_attempts
+
+    if not record.get("run_id"):
+        return None  # published outside a render (tests, tools): no run to account it to
+    finished = float(record["finished"])
+    started = finished - float(record.get("generate_seconds", 0.0))
+    load_seconds = float(record.get("load_seconds", 0.0))
+    try:
+        append_attempts(store, [Attempt(
+            run_id=record["run_id"], shot=task.shot_id, take_key=take.key, model=task.model,
+            attempt=int(record["attempt"]), outcome=Outcome.OK, frames=task.num_frames,
+            started_at=datetime.fromtimestamp(started, timezone.utc),
+            finished_at=datetime.fromtimestamp(finished, timezone.utc),
+            gpu_seconds=(finished - started + load_seconds) * task.gpus,
+            node=str(record.get("node", "")), worker=str(record.get("worker", "")))])
+    except Exception as error:  # noqa: BLE001 - the take is published; the row is bookkeeping
+        log.warning("run %s: %s take %s is published but its ledger row could not be written "
+                    "(%s)", record["run_id"], task.shot_id, take.key[:12], error)
+        return f"{type(error).__name__}: {error}"
+    return None
 
 
 def _take_record(task: ShotTask, take: TakePlan, record: dict[str, Any], kind: str,

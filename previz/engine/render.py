@@ -48,6 +48,7 @@ from previz.engine.dispatch import (
 from previz.engine.types import EngineSettings, RenderInterrupted, RenderReport
 from previz.errors import InvalidInput, PrevizError
 from previz.plan.types import RenderPlan
+from previz.store.ledger import Outcome
 
 __all__ = ["render_plan", "failure_kind"]
 
@@ -259,6 +260,7 @@ class _RayRun:
         self.rendering: dict[Any, tuple[str, str]] = {}  # render() ref -> (worker, task key)
         self.encoding: dict[Any, str] = {}  # encode task ref -> task key
         self.causes: dict[str, BaseException] = {}  # task key -> the exception it last failed with
+        self.unrecorded: list[str] = []  # why published takes' ledger rows could not be written
         self.images: dict[str, Any] = {}  # sha256 -> object ref
         self._last_flush = self._last_view = self._last_poll = 0.0
         # On the driver's own node: it must outlive any worker node (spot reclaims, failures).
@@ -344,17 +346,21 @@ class _RayRun:
                               retry_options=getattr(_cause(error), "suggestion", None))
         if result.publish:
             self.encoding[result.publish[0]] = key
+        elif result.ledger_error:
+            self.unrecorded.append(result.ledger_error)
         return TaskRendered(worker, key, result.started, result.finished, result.load_seconds,
                             result.node, encoding=bool(result.publish), now=time.time())
 
     def _encoded(self, ref) -> Event:
         key = self.encoding.pop(ref)
         try:
-            self.ray.get(ref)
+            published = self.ray.get(ref)
         except Exception as error:  # noqa: BLE001 - classified by type below
             self.causes[key] = _cause(error)
             return PublishFailed(key, failure_kind(error, lambda: True, encode=True),
                                  _describe(error), time.time())
+        if published.get("ledger_error"):
+            self.unrecorded.append(published["ledger_error"])
         return TakePublished(key, time.time())
 
     def _node_alive(self, worker: str) -> bool:
@@ -376,7 +382,9 @@ class _RayRun:
             elif isinstance(action, StopWorker):
                 self._stop_worker(action.worker)
             elif isinstance(action, Record):
-                self.ledger.record(action.attempt)
+                # What published a take wrote its row already (engine/publish.py).
+                if action.attempt.outcome != Outcome.OK:
+                    self.ledger.record(action.attempt)
                 _metrics().record(action.attempt)
             elif isinstance(action, StandIn):
                 log.info("%s put off for the deadline: %s", action.shot,
@@ -457,13 +465,16 @@ class _RayRun:
         self.ledger.flush()
 
     def close(self) -> None:
+        reasons = list(self.unrecorded)
         try:
             self._flush_ledger(force=True)
         except Exception as error:  # noqa: BLE001 - the render's own outcome matters more
+            reasons += [_describe(error)] * self.ledger.pending
+        if reasons:
             # Said, not raised: the takes are published either way, but a supervisor reading
             # the ledger must know these attempts are missing from it.
             log.warning("run %s: %d attempt(s) could not be added to the ledger (%s)",
-                        self.core.run_id, self.ledger.pending, _describe(error))
+                        self.core.run_id, len(reasons), reasons[-1])
         for worker in list(self.actors):
             self._stop_worker(worker)
         with contextlib.suppress(Exception):

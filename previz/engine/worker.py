@@ -63,6 +63,7 @@ class Rendered:
     # The encode task publishing it, in a list so Ray does not wait on it; empty when the worker
     # published the take itself.
     publish: list[Any]
+    ledger_error: str | None = None  # why the row of a take it published itself is missing
 
 
 class RenderWorker:
@@ -111,9 +112,11 @@ class RenderWorker:
                     task, media, images=self._image_source(images), progress=on_step,
                     attempt=attempt)
                 finished = time.time()
-                publish_encoded(self._open_store(), task, take, media,
-                                self._record(drawn.record, attempt, options, timings, finished))
-            return Rendered(started, finished, load_seconds, self.node_id, publish=[])
+                published = publish_encoded(
+                    self._open_store(), task, take, media,
+                    self._record(drawn.record, attempt, options, timings, finished))
+            return Rendered(started, finished, load_seconds, self.node_id, publish=[],
+                            ledger_error=published["ledger_error"])
         result = self.generator.generate(
             task, images=self._image_source(images), progress=on_step, attempt=attempt)
         finished = time.time()

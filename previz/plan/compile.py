@@ -158,7 +158,7 @@ class _Compiler:
         gpus = self._placement(shot, index, spec, options)
         if gpus is None:
             return None
-        weights = self.board.weights.get(spec.name) or self.board.weights.get(model_name)
+        weights = self.board.weights_for(spec.name) or self.board.weights_for(model_name)
         self.warnings.extend(f"{where}: {note}" if not note.startswith(shot.id) else note
                              for note in notes)
         return _ResolvedShot(

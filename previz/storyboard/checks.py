@@ -16,7 +16,8 @@ from previz.storyboard.errors import did_you_mean, field_name
 from previz.storyboard.model import MAX_SHOT_SECONDS, Storyboard
 from previz.storyboard.timing import frames_of
 
-__all__ = ["StoryboardFile", "check_storyboard", "PROMPT_NAME", "MAX_FILE_BYTES", "MAX_PIXELS"]
+__all__ = ["StoryboardFile", "CheckedFiles", "check_storyboard", "PROMPT_NAME", "MAX_FILE_BYTES",
+           "MAX_PIXELS"]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_AUDIO_BYTES = 500 * 1024 * 1024
@@ -24,6 +25,8 @@ MAX_PIXELS = 50_000_000
 IMAGE_FORMATS = {"PNG", "JPEG", "WEBP"}
 AUDIO_SUFFIXES = {".wav", ".aif", ".aiff", ".flac", ".mp3", ".m4a", ".aac"}
 PROMPT_NAME = re.compile(r"\{([^{}]*)\}")
+# A Hugging Face repository id: organisation/name.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 Issue = tuple[tuple, str]
 
@@ -38,13 +41,51 @@ class StoryboardFile:
     size: tuple[int, int] | None  # pixels, for images
 
 
-def check_storyboard(board: Storyboard) -> tuple[list[Issue], dict[str, StoryboardFile]]:
+@dataclass(frozen=True)
+class CheckedFiles:
+    """What the checks read on disk: every file the storyboard names (relative path -> checked
+    file), and where each `weights:` entry points (model -> a path on the workers or a hub id)."""
+
+    files: dict[str, StoryboardFile]
+    weights: dict[str, str]
+
+
+def check_storyboard(board: Storyboard) -> tuple[list[Issue], CheckedFiles]:
     issues: list[Issue] = []
     issues += _check_names(board)
     issues += _check_shots(board)
     files, file_issues = _check_files(board)
     issues += file_issues
-    return issues, files
+    weights, weight_issues = _check_weights(board)
+    issues += weight_issues
+    return issues, CheckedFiles(files, weights)
+
+
+def _check_weights(board: Storyboard) -> tuple[dict[str, str], list[Issue]]:
+    """Weights are read on the workers, from their working folder unless the path is absolute:
+    a relative folder is resolved against the storyboard's folder (where `previz render` and a
+    submitted job's workers find it); what is neither a folder there nor a hub id is refused."""
+    folder = Path(board.folder).resolve()
+    resolved: dict[str, str] = {}
+    issues: list[Issue] = []
+    for model, weights in board.weights.items():
+        path = weights.path
+        if path.startswith(("/", "~")):
+            resolved[model] = path  # a path on the workers (a shared disk): not checked here
+            continue
+        pure = PurePosixPath(path)
+        beside = (folder / Path(*pure.parts)).resolve() if pure.parts else folder
+        if ".." not in pure.parts and beside.is_relative_to(folder) and beside.is_dir():
+            resolved[model] = str(beside)
+        elif HUB_ID.match(path) and not path.startswith("."):
+            resolved[model] = path
+        else:
+            issues.append((("weights", model), (
+                f"weights.{model}: {path!r} is neither a folder beside the storyboard (looked "
+                f"in {folder}) nor a Hugging Face repository id (org/name) — weights are read "
+                "on the workers: give an absolute path there (/mnt/models/...), a folder beside "
+                "the storyboard, or a hub id")))
+    return resolved, issues
 
 
 def _check_names(board: Storyboard) -> Iterator[Issue]:

@@ -68,13 +68,11 @@ def storyboard_from_text(text: str, source: str, folder: str | Path) -> Storyboa
         problems = [located(loc, msg) for loc, msg in
                     messages_from_validation_error(error, Storyboard)]
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.column))) from None
-    board._source = source
-    board._folder = str(folder)
-    board._positions = document.positions
-    issues, files = check_storyboard(board)
+    board.read_from(source, str(folder), document.positions)
+    issues, checked = check_storyboard(board)
     if issues:
         problems = [located(loc, msg) for loc, msg in issues]
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.column)))
-    board._files = files
+    board.checked(checked)
     return board
 

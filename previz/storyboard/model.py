@@ -340,11 +340,22 @@ class Storyboard(_Strict):
     notes: str | None = None
     shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
 
-    # Where the storyboard came from; set by the loader, not part of the language.
+    # Where the storyboard came from and what its checks read on disk: set by the loader
+    # through `read_from` and `checked`, not part of the language.
     _source: str = PrivateAttr(default="<storyboard>")
     _folder: str = PrivateAttr(default=".")
     _positions: dict[tuple, tuple[int, int]] = PrivateAttr(default_factory=dict)
     _files: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _weights: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def read_from(self, source: str, folder: str,
+                  positions: dict[tuple, tuple[int, int]]) -> None:
+        """Where this storyboard was read: its name, folder and the position of each field."""
+        self._source, self._folder, self._positions = source, folder, positions
+
+    def checked(self, checked: Any) -> None:
+        """What its checks read on disk (a `CheckedFiles`): files and resolved weights."""
+        self._files, self._weights = dict(checked.files), dict(checked.weights)
 
     @field_validator("resolution")
     @classmethod
@@ -376,8 +387,10 @@ class Storyboard(_Strict):
         """The checked `StoryboardFile` (absolute path, sha256) for a path the storyboard names."""
         return self._files[relative]
 
-    def shot_index(self, shot_id: str) -> int | None:
-        for index, shot in enumerate(self.shots):
-            if shot.id == shot_id:
-                return index
-        return None
+    def weights_for(self, model: str) -> Weights | None:
+        """The weights given for a model (or family) name, a relative folder resolved against
+        the storyboard's folder."""
+        weights = self.weights.get(model)
+        if weights is None:
+            return None
+        return weights.model_copy(update={"path": self._weights.get(model, weights.path)})

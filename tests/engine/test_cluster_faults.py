@@ -96,3 +96,7 @@ def test_driver_killed_then_rerun_renders_only_the_rest(tmp_path):
         rendered = {r["take_key"] for r in second_run}
         assert rendered == {t.key for t in plan.takes()} - published
         assert all(has_take(store, t.key) for t in plan.takes())
+        # The killed driver's takes have their rows too (written where they were published),
+        # each take exactly one.
+        ok = sorted(r["take_key"] for r in rows if r["outcome"] == "ok")
+        assert ok == sorted(t.key for t in plan.takes())

@@ -161,6 +161,30 @@ def test_placement_options_are_checked_where_written(tmp_path, options, expect):
     assert message.startswith(f"{tmp_path / 'board.yaml'}:4:") and expect in message
 
 
+def test_weights_folders_are_resolved_against_the_storyboard_or_refused(tmp_path):
+    """Weights are read on the workers, whose working folder is not the storyboard's: a relative
+    folder beside the storyboard becomes its absolute path; a hub id and an absolute path on
+    the workers pass as written; anything else is refused where it is written."""
+    (tmp_path / "models" / "tiny_wan").mkdir(parents=True)
+    shot = "  - {id: SH0010, duration: 2s, prompt: x}\n"
+
+    def weights_of(entry: str):
+        text = HEAD.format(fps=24, model="wan").replace("characters:", f"weights:\n  {entry}\n"
+                                                                        "characters:")
+        return compile_text(tmp_path, text + shot).shots[0].selected_take.final_task.weights
+
+    assert weights_of("wan2.1-t2v-1.3b: models/tiny_wan") == str(tmp_path / "models" / "tiny_wan")
+    assert weights_of("wan: ./models/tiny_wan") == str(tmp_path / "models" / "tiny_wan")
+    assert weights_of("wan2.1-t2v-1.3b: Org/Wan-Tiny") == "Org/Wan-Tiny"
+    assert weights_of("wan2.1-t2v-1.3b: /mnt/models/wan") == "/mnt/models/wan"
+    text = HEAD.format(fps=24, model="wan").replace(
+        "characters:", "weights:\n  wan2.1-t2v-1.3b: tiny_wan\ncharacters:")
+    message = compile_error(tmp_path, text + shot)
+    assert message.startswith(f"{tmp_path / 'board.yaml'}:6:3: ")
+    assert ("weights.wan2.1-t2v-1.3b: 'tiny_wan' is neither a folder beside the storyboard "
+            f"(looked in {tmp_path})") in message and "weights are read on the workers" in message
+
+
 def test_takes_get_distinct_seeds_and_select_marks_one(tmp_path):
     plan = compile_text(tmp_path, HEAD.format(fps=24, model="wan") +
                         "  - {id: SH0010, duration: 2s, prompt: x, takes: 3, select: 2}\n")
