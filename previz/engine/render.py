@@ -48,6 +48,7 @@ from previz.engine.dispatch import (
 from previz.engine.types import EngineSettings, RenderInterrupted, RenderReport
 from previz.errors import InvalidInput, PrevizError
 from previz.plan.types import RenderPlan
+from previz.store.errors import NoCredentials
 from previz.store.ledger import Outcome
 
 __all__ = ["render_plan", "failure_kind"]
@@ -63,7 +64,8 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
                 settings: EngineSettings | None = None, display: Any = None) -> RenderReport:
     """Render every take the cut needs that the store lacks.
 
-    1. choose the takes (--only, --draft) and find those already in the store (--force);
+    1. sweep what dead writers left in the store; choose the takes (--only, --draft) and find
+       those already in the store (--force);
     2. connect to the cluster (an embedded local Ray when no address is given) — not at all
        when nothing is left to render;
     3. dispatch ready tasks to warm workers until every task is done or out of retries;
@@ -76,6 +78,9 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
     run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     started = time.time()
     # 1. the work
+    swept = store.sweep_staging()
+    if swept:
+        log.info("%s: swept %d half-written file(s) a stopped render left", store.uri, swept)
     wanted = _wanted_takes(plan, only)
     if draft:
         wanted = draft_takes(plan, wanted)
@@ -453,6 +458,14 @@ class _RayRun:
         self.encoding.clear()
         if stop.error is not None:
             cause = self.causes.get(stop.cause_key or "")
+            if isinstance(cause, NoCredentials):
+                # This process read the store, so it is the cluster's workers that lack them.
+                raise PrevizError(
+                    f"{self.store.uri}: the cluster's workers have no usable credentials for "
+                    "the store, although this machine has (the render read the store with its "
+                    "own) — give the workers theirs: an instance profile or IAM role on the "
+                    "nodes, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment the "
+                    "nodes were started with, or ~/.aws/credentials on every node") from None
             if cause is not None:
                 raise cause from None
             raise PrevizError(stop.error)

@@ -25,7 +25,7 @@ from previz.store.cuts import (
     reserve_version,
     unchanged_version,
 )
-from previz.store.errors import AlreadyExists, NotFound, StoreError, WriteConflict
+from previz.store.errors import AlreadyExists, NoCredentials, NotFound, StoreError, WriteConflict
 from previz.store.ledger import (
     Attempt,
     LedgerWriter,
@@ -46,6 +46,7 @@ from previz.store.takes import (
 )
 
 __all__ = [
+    "NoCredentials",
     "Store",
     "ObjectInfo",
     "open_store",

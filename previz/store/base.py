@@ -114,6 +114,11 @@ class Store(Protocol):
         """A URL a reviewer can open: presigned HTTPS on S3, a file:// URI locally."""
         ...
 
+    def sweep_staging(self) -> int:
+        """Remove what writers that died left half-written; returns how many. (A render calls
+        it as it starts; writes in progress elsewhere are never touched.)"""
+        ...
+
 
 def check_expiry(store_uri: str, expires_s: int) -> int:
     if (

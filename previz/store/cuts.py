@@ -1,7 +1,7 @@
 """Cut versions: `<root>/<PROJECT>/<SEQ>/v001/ …` plus `<root>/<PROJECT>/<SEQ>/latest.json`.
 
-A version is allocated by a create-only claim (`vNNN/.claim`), so two publishers never share or
-overwrite one. Media goes first, `manifest.json` last: the manifest is what publishes the version.
+A version is allocated by a create-only claim (`<SEQ>/.claims/vNNN`, beside the version folders
+so a published folder holds the cut alone), so two publishers never share or overwrite one. Media goes first, `manifest.json` last: the manifest is what publishes the version.
 `latest.json` then moves forward by compare-and-swap, never backward. A manifest records the
 edit's fingerprint (`edit_key`), so publishing an unchanged edit returns the existing version.
 """
@@ -52,7 +52,8 @@ __all__ = [
 log = logging.getLogger("previz.store")
 
 MANIFEST_NAME = "manifest.json"
-CLAIM_NAME = ".claim"
+CLAIM_NAME = ".claim"  # where an older store claimed a version: inside its folder
+CLAIMS_FOLDER = ".claims"
 VERSION_PLACEHOLDER = "{version}"
 _EDIT_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _STORE_FIELDS = ("project", "sequence", "version", "name", "edit_key", "files", "published_at")
@@ -156,7 +157,8 @@ class CutDraft:
             for name in list(self._uploaded):
                 self.store.delete(self.version.key(name))
                 del self._uploaded[name]
-            self.store.delete(self.version.prefix + CLAIM_NAME)
+            self.store.delete(_claim_key(self.version.project, self.version.sequence,
+                                         self.version.version))
         except StoreError as error:
             # The claim stays, so the number is never handed out over leftovers.
             log.warning(
@@ -206,7 +208,7 @@ def reserve_version(store: Store, project: str, sequence: str) -> CutDraft:
         ).encode()
         prefix = version_prefix(project, sequence, candidate)
         try:
-            store.put_bytes(prefix + CLAIM_NAME, claim, create_only=True)
+            store.put_bytes(_claim_key(project, sequence, candidate), claim, create_only=True)
         except AlreadyExists:
             candidate += 1
             continue
@@ -410,10 +412,16 @@ def _resolve_version(store: Store, project: str, sequence: str, version: int | s
     return number
 
 
+def _claim_key(project: str, sequence: str, version: int) -> str:
+    return f"{sequence_prefix(project, sequence)}{CLAIMS_FOLDER}/{version_name(version)}"
+
+
 def _highest_version(store: Store, base: str) -> int:
+    """The highest version claimed or holding files (an older store claimed inside the folder)."""
     highest = 0
     for key in store.list(base):
-        number = parse_version_name(key[len(base) :].partition("/")[0])
+        folder, _, rest = key[len(base) :].partition("/")
+        number = parse_version_name(rest if folder == CLAIMS_FOLDER else folder)
         if number is not None:
             highest = max(highest, number)
     return highest

@@ -12,13 +12,18 @@ from typing import Any, TypeVar
 
 from previz.errors import PrevizError
 
-__all__ = ["StoreError", "NotFound", "WriteConflict", "AlreadyExists", "naming_store", "in_store"]
+__all__ = ["StoreError", "NoCredentials", "NotFound", "WriteConflict", "AlreadyExists",
+           "naming_store", "in_store"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class StoreError(PrevizError):
     """A store operation failed in a way the user can act on (exit code 1)."""
+
+
+class NoCredentials(StoreError):
+    """No usable credentials for the store's service where this process runs."""
 
 
 class NotFound(StoreError):

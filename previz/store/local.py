@@ -13,6 +13,8 @@ import errno
 import fcntl
 import os
 import shutil
+import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,11 @@ __all__ = ["LocalStore", "is_internal_name"]
 
 _TEMP_MARK = ".tmp-"
 _LOCK_SUFFIX = ".lock"
+# Writes are staged here, never beside the objects: a writer killed mid-write leaves nothing in
+# a published take's or version's folder, and the next render sweeps what it left.
+_STAGING = ".staging"
+# A staged file of a writer on another host is swept once this old (its liveness is unknown).
+_STALE_SECONDS = 24 * 3600
 # Hard links are how create-only works; these errors mean the file system has none.
 _NO_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK}
 
@@ -204,7 +211,31 @@ class LocalStore:
                 f"{self.uri}: the store root is a file, not a folder — choose another path"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
-        return path.with_name(f".{path.name}{_TEMP_MARK}{uuid.uuid4().hex}")
+        staging = self.root / _STAGING
+        staging.mkdir(exist_ok=True)
+        # Named by its writer, so a sweep can tell a dead writer's file from a live one's.
+        return staging / f".{socket.gethostname()}-{os.getpid()}{_TEMP_MARK}{uuid.uuid4().hex}"
+
+    def sweep_staging(self) -> int:
+        swept = 0
+        staging = self.root / _STAGING
+        if not staging.is_dir():
+            return 0
+        host = socket.gethostname()
+        for temp in staging.iterdir():
+            writer, _, _ = temp.name[1:].partition(_TEMP_MARK)
+            writer_host, _, pid = writer.rpartition("-")
+            try:
+                if writer_host == host and pid.isdigit():
+                    if _alive(int(pid)):
+                        continue
+                elif time.time() - temp.stat().st_mtime < _STALE_SECONDS:
+                    continue
+                temp.unlink()
+                swept += 1
+            except OSError:
+                continue  # gone already, or not ours to remove
+        return swept
 
     def _link_exclusive(self, key: str, temp: Path, path: Path, digest: str) -> None:
         try:
@@ -240,6 +271,16 @@ class LocalStore:
             raise
         except OSError as error:
             raise StoreError(f"{self.uri}: cannot {action} {key}: {_explain(error)}") from error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
 
 
 def _explain(error: OSError) -> str:

@@ -49,7 +49,14 @@ from previz.store.base import (
     sha256_bytes,
     sha256_file,
 )
-from previz.store.errors import AlreadyExists, NotFound, StoreError, WriteConflict, in_store
+from previz.store.errors import (
+    AlreadyExists,
+    NoCredentials,
+    NotFound,
+    StoreError,
+    WriteConflict,
+    in_store,
+)
 from previz.store.keys import check_object_key, check_prefix
 from previz.store.redact import CREDENTIALS_HELP, find_credentials, redact
 from previz.store.s3_lock import LOCK_MARK, LockObjects
@@ -96,9 +103,12 @@ class S3Settings:
     `conditional_writes`: "auto" probes the service once; "on"/"off" skip the probe.
     """
 
-    max_attempts: int = 6
+    # A service that accepts connections and never answers fails a request in about
+    # max_attempts x read_timeout_s (30 s), not minutes: AWS's own default of 3 attempts, and a
+    # read timeout that is only the wait for the next bytes (a large upload's reply included).
+    max_attempts: int = 3
     connect_timeout_s: float = 5.0
-    read_timeout_s: float = 60.0
+    read_timeout_s: float = 10.0
     conditional_writes: str = "auto"
     lock_lease_s: float = 120.0
     lock_wait_s: float = 300.0
@@ -438,6 +448,11 @@ class S3Store:
             return current.tag
         raise AlreadyExists(f"{self.uri}: {key} already exists — it is never overwritten")
 
+    def sweep_staging(self) -> int:
+        """Nothing to sweep: S3 never shows a half-written object, and the multipart uploads a
+        dead writer left are aborted by the bucket's lifecycle rule (cluster/README.md)."""
+        return 0
+
     def _changed(self, key: str) -> WriteConflict:
         return WriteConflict(
             f"{self.uri}: {key} changed since it was read — read it again and retry"
@@ -580,15 +595,25 @@ class S3Store:
                 self._message(action, key, _code(error), _status(error), message)
             ) from None
         except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError):
-            raise StoreError(
+            raise NoCredentials(
                 f"{self.uri}: no usable AWS credentials found — set AWS_ACCESS_KEY_ID and "
                 "AWS_SECRET_ACCESS_KEY, choose a profile with AWS_PROFILE, or add "
                 "~/.aws/credentials"
             ) from None
-        except _UNREACHABLE:
+        except _UNREACHABLE as error:
+            settings = self.settings
+            waited = (
+                f"no answer within {settings.read_timeout_s:g} s"
+                if isinstance(error, ReadTimeoutError)
+                else f"no connection within {settings.connect_timeout_s:g} s"
+                if isinstance(error, ConnectTimeoutError)
+                else "connection refused or lost"
+            )
             raise StoreError(
                 f"{self.uri}: cannot reach the S3 endpoint {redact(self.endpoint)} to {action} "
-                f"{key or 'the bucket'} — check AWS_ENDPOINT_URL and that the service is running"
+                f"{key or 'the bucket'} ({waited}, {settings.max_attempts} attempts) — check "
+                "AWS_ENDPOINT_URL and that the service is running; PREVIZ_S3_READ_TIMEOUT, "
+                "PREVIZ_S3_CONNECT_TIMEOUT and AWS_MAX_ATTEMPTS set how long previz waits"
             ) from None
         except BotoCoreError as error:
             raise StoreError(

@@ -76,10 +76,10 @@ def test_media_go_first_and_the_manifest_last(setup):
     result = assemble_and_publish(plan, store, render_report(plan))
     assert result.version == "v001" and result.reused is False
     prefix = "TESTPROJ/SQ010/v001/"
+    assert store.writes[0] == "TESTPROJ/SQ010/.claims/v001"  # the number first, beside the folder
     writes = [k[len(prefix):] for k in store.writes if k.startswith(prefix)]
-    assert writes[0] == ".claim"
     assert writes[-1] == "manifest.json"
-    files = writes[1:-1]
+    files = writes[:-1]
     manifest = read_manifest(open_store(str(root)), "TESTPROJ", "SQ010", 1)
     assert sorted(files) == sorted(manifest["files"])
     media = [n for n in files if n.endswith((".mp4", ".jpg"))]
@@ -92,8 +92,8 @@ def test_media_go_first_and_the_manifest_last(setup):
     assert store.writes[-1] == "TESTPROJ/SQ010/latest.json"
     # what was published is what the manifest lists, and the links lead to it
     folder = root / prefix
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [*manifest["files"], "manifest.json", ".claim"])
+    # ... and nothing else: no claim once published, nothing staged
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*manifest["files"], "manifest.json"])
     for role in ("cut", "review", "review_copy", "otio", "edl", "xml", "contact_sheet"):
         path = Path(unquote(urlparse(getattr(result, role)).path))
         assert path.is_file() and path.parent == folder, role

@@ -11,12 +11,19 @@ import time
 import pytest
 from engine_support import ROOT, SIX_SHOTS, logical_cluster, synthetic_board
 
+from previz.cli import main
 from previz.engine import EngineSettings, render_plan
 from previz.plan import plan_from_storyboard
 from previz.store import open_store
 from previz.store.ledger import read_ledger
 from previz.store.takes import has_take
 from previz.storyboard import load_storyboard
+
+# the S3 service of the store tests (moto's server mode on loopback), reused as it is
+_TESTS = str(ROOT / "tests")
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+from store.conftest import aws_env, bucket, moto_url  # noqa: E402, F401
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +107,26 @@ def test_driver_killed_then_rerun_renders_only_the_rest(tmp_path):
         # each take exactly one.
         ok = sorted(r["take_key"] for r in rows if r["outcome"] == "ok")
         assert ok == sorted(t.key for t in plan.takes())
+
+
+def test_workers_without_the_stores_credentials_are_told_apart_from_this_machine(
+        tmp_path, bucket, aws_env, capsys):  # noqa: F811
+    # The cluster's nodes start without AWS credentials; this machine (the driver) has them.
+    keys = {name: os.environ.pop(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    try:
+        cluster = logical_cluster(nodes=1)
+        cluster.__enter__()
+    finally:
+        os.environ.update(keys)
+    try:
+        board = synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: x}\n")
+        capsys.readouterr()
+        code = main(["render", str(board), "--store", f"s3://{bucket}/previz"])
+    finally:
+        cluster.__exit__(None, None, None)
+    err = capsys.readouterr().err
+    assert code == 1, err
+    last = err.strip().splitlines()[-1]  # after the progress lines
+    assert last.startswith(f"previz: s3://{bucket}/previz: the cluster's workers have no usable "
+                           "credentials for the store, although this machine has")
+    assert "instance profile" in last and "Traceback" not in err

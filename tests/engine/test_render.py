@@ -1,6 +1,8 @@
 """The engine on a real Ray cluster (two nodes, two logical GPUs each) with the synthetic
 generator standing in for a GPU model; takes are checked by decoding them."""
 
+import signal
+import textwrap
 import threading
 import time
 
@@ -239,3 +241,38 @@ def test_work_no_node_can_host_fails_clearly_after_the_autoscaler_grace(ray_clus
                                           r"but the largest node of this cluster has 2"):
         render_plan(plan, str(tmp_path / "store"),
                     settings=EngineSettings(capacity_wait_seconds=1))
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_in_the_take_and_a_render_sweeps_it(tmp_path):
+    """A worker killed while it writes a take (here by the kernel: SIGXFSZ at a file-size
+    limit) leaves its half-written file in the store's staging folder, not in the take's; the
+    next render sweeps it (its writer is gone)."""
+    import subprocess
+    import sys
+
+    from engine_support import ROOT
+
+    store_uri = str(tmp_path / "store")
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * 2_000_000)
+    key = "ab" * 32
+    child = textwrap.dedent(f"""
+        import resource, signal
+        from previz.store import open_store, publish_take
+        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it; the kernel kills
+        resource.setrlimit(resource.RLIMIT_FSIZE, (500_000, resource.RLIM_INFINITY))
+        publish_take(open_store({store_uri!r}), {key!r}, {str(big)!r}, {{"shot": "SH0010"}})
+    """)
+    done = subprocess.run([sys.executable, "-c", child], env={"PYTHONPATH": str(ROOT)},
+                          capture_output=True, timeout=60)
+    assert done.returncode == -signal.SIGXFSZ, done.stderr
+    store = open_store(store_uri)
+    assert not has_take(store, key)
+    take_folder = tmp_path / "store" / "takes" / key[:2] / key
+    assert not take_folder.exists() or not any(take_folder.iterdir())
+    staged = list((tmp_path / "store" / ".staging").iterdir())
+    assert len(staged) == 1 and staged[0].stat().st_size == 500_000
+
+    plan = plan_for(synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: x}\n"))
+    render_plan(plan, store_uri, only=[])  # nothing to render: no cluster, but a sweep
+    assert not staged[0].exists()

@@ -53,8 +53,7 @@ def test_first_publish(store: Store, cut_files) -> None:
     )
     assert store.list(cut.prefix) == [
         cut.prefix + name
-        for name in (
-            ".claim",
+        for name in (  # no claim: a published version's manifest holds its number
             "SQ010_previz_v001.edl",
             "SQ010_previz_v001.mp4",
             "SQ010_previz_v001.otio",
@@ -115,12 +114,15 @@ def test_a_failed_publish_leaves_nothing(store: Store, media) -> None:
         assert draft.name == "v001"  # never published, so the number is still free
 
 
-def test_unpublished_claims_are_skipped_not_shared(store: Store, cut_files) -> None:
-    store.put_bytes("LIGHTHOUSE/SQ010/v001/.claim", b"someone else, still assembling")
+@pytest.mark.parametrize("claim", ["LIGHTHOUSE/SQ010/.claims/v001",
+                                   "LIGHTHOUSE/SQ010/v001/.claim"],  # as an older previz claimed
+                         ids=["claims", "in-folder"])
+def test_unpublished_claims_are_skipped_not_shared(store: Store, cut_files, claim) -> None:
+    store.put_bytes(claim, b"someone else, still assembling")
     cut = publish(store, cut_files, "edit-a")
     assert cut.name == "v002"
     assert published_versions(store, "LIGHTHOUSE", "SQ010") == [2]
-    assert store.get_bytes("LIGHTHOUSE/SQ010/v001/.claim") == b"someone else, still assembling"
+    assert store.get_bytes(claim) == b"someone else, still assembling"
 
 
 def test_latest_from_listing_when_pointer_is_missing(store: Store, cut_files) -> None:

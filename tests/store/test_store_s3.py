@@ -233,6 +233,50 @@ def test_endpoint_unreachable(aws_env, bucket: str) -> None:
     assert "AWS_ENDPOINT_URL" in text
 
 
+def test_an_endpoint_that_accepts_and_never_answers_fails_within_its_settings(aws_env,
+                                                                             bucket: str) -> None:
+    """A service that takes the connection and then says nothing (a hung proxy, a stuck
+    gateway) fails after max_attempts x read timeout, and the error names those settings."""
+    import threading
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_hold() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(silent.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept_and_hold, daemon=True).start()
+    aws_env.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    aws_env.setenv("PREVIZ_S3_READ_TIMEOUT", "1")
+    try:
+        store = open_store(f"s3://{bucket}/previz")
+        started = time.monotonic()
+        with pytest.raises(StoreError) as caught:
+            store.exists("takes/ab/x")
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        for connection in held:
+            connection.close()
+        silent.close()
+    text = one_line(caught.value)
+    assert "(no answer within 1 s, 3 attempts)" in text
+    assert "PREVIZ_S3_READ_TIMEOUT" in text and "AWS_MAX_ATTEMPTS" in text
+    assert len(held) == 3 and waited < 3 * 1 + 5  # three waits and the backoff between them
+    # The defaults bound the same wait at about 30 s (it was 6 x 60 s).
+    defaults = S3Settings()
+    assert defaults.max_attempts * defaults.read_timeout_s <= 30
+
+
 def test_endpoint_url_with_credentials_is_refused(aws_env, bucket: str, moto_url: str) -> None:
     aws_env.setenv("AWS_ENDPOINT_URL", moto_url.replace("http://", "http://admin:hunter2@"))
     with pytest.raises(StoreError) as caught:
