@@ -321,6 +321,9 @@ class Dispatcher:
         self._failed_starts = 0
         self._started_workers = 0
         self._short_of_gpus_since: float | None = None
+        # What the store held already is not this render's work: progress leaves it out.
+        self._done_before = {key for key, state in graph.states.items()
+                             if state.status is TaskStatus.DONE}
 
     # the state machine
     @property
@@ -751,8 +754,9 @@ class Dispatcher:
     # for people
     def snapshot(self) -> Snapshot:
         # Work put off for a deadline is no longer to be done: its stand-ins are.
-        states = [s for s in self.graph.states.values()
-                  if s.status not in (TaskStatus.SKIPPED, TaskStatus.DEFERRED)]
+        states = [s for key, s in self.graph.states.items()
+                  if s.status not in (TaskStatus.SKIPPED, TaskStatus.DEFERRED)
+                  and key not in self._done_before]
         done = [s for s in states if s.status is TaskStatus.DONE]
         running = []
         for worker in self.workers.values():

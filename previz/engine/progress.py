@@ -69,6 +69,10 @@ class LineDisplay(Display):
         self._last = now
         f = snapshot()
         elapsed = now - self.started
+        if final and not f.tasks:
+            print("previz: nothing to render: every take is in the store", file=self.stream,
+                  flush=True)
+            return
         if final:
             print(f"previz: finished: {f.tasks_done}/{f.tasks} generator calls, {f.frames_done}/"
                   f"{f.frames} frames of takes, {f.failed} failed"

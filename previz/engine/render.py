@@ -55,6 +55,8 @@ __all__ = ["render_plan", "failure_kind"]
 
 log = logging.getLogger(__name__)
 
+EMBEDDED_START_TRIES = 3
+EMBEDDED_RETRY_PAUSE = (2.0, 6.0)  # seconds (times the try number): apart from the others
 CLUSTER_VIEW_SECONDS = 2.0  # how often the pool is sized against the cluster's resources
 PROGRESS_POLL_SECONDS = 1.0
 
@@ -200,20 +202,63 @@ def _ray_connection(address: str | None) -> Iterator[None]:
             ray.shutdown()
         return
     # An embedded cluster with its own temp dir, so it never meets another Ray on this host.
-    temp = tempfile.mkdtemp(prefix="pvz-ray-", dir="/tmp")
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = temp
+    saved = {name: os.environ.get(name) for name in ("RAY_TMPDIR", "RAY_AUTH_MODE")}
+    temp = None
     try:
-        _init_keeping_sigterm(include_dashboard=False, logging_level="WARNING",
-                              log_to_driver=False, configure_logging=True)
+        temp = _start_embedded_ray()
         yield
     finally:
         ray.shutdown()
-        if previous is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = previous
-        shutil.rmtree(temp, ignore_errors=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _start_embedded_ray() -> str:
+    """Start Ray on this machine; returns its temp dir. Several renders starting at once on a
+    small machine can overload it (Ray: "The current node timed out during startup"): each
+    try's leftover processes are stopped and it tries again a little later, then fails in one
+    line saying what to do."""
+    import random
+
+    import psutil
+    import ray
+
+    # Ray turns token authentication on for a new local cluster, and warns that it did on every
+    # start: previz keeps it on, and keeps the warning out of every render's output.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
+    last: BaseException | None = None
+    for attempt in range(1, EMBEDDED_START_TRIES + 1):
+        temp = tempfile.mkdtemp(prefix="pvz-ray-", dir="/tmp")
+        os.environ["RAY_TMPDIR"] = temp
+        before = {child.pid for child in psutil.Process().children(recursive=True)}
+        try:
+            _init_keeping_sigterm(include_dashboard=False, logging_level="WARNING",
+                                  log_to_driver=False, configure_logging=True)
+            return temp
+        except Exception as error:  # noqa: BLE001 - whatever stopped Ray starting: try again
+            last = error
+            ray.shutdown()
+            # Only the processes this try started (a failed start leaves them unowned).
+            for child in psutil.Process().children(recursive=True):
+                if child.pid not in before:
+                    with contextlib.suppress(psutil.Error):
+                        child.kill()
+            shutil.rmtree(temp, ignore_errors=True)
+            log.warning("could not start Ray on this machine (try %d of %d): %s", attempt,
+                        EMBEDDED_START_TRIES, _describe(error))
+            if attempt < EMBEDDED_START_TRIES:
+                time.sleep(random.uniform(*EMBEDDED_RETRY_PAUSE) * attempt)
+    raise PrevizError(
+        f"could not start Ray on this machine in {EMBEDDED_START_TRIES} tries (the last: "
+        f"{_describe(last) if last else 'unknown'}) — with several renders at once on "
+        f"{os.cpu_count()} cores, start one local cluster (cluster/local/start-local-cluster.sh)"
+        " and give each render its --address, or render one at a time")
 
 
 def _check_reachable(address: str) -> None:

@@ -200,3 +200,23 @@ def test_deadline_fallback_needs_a_deadline(tmp_path, capsys):
     board = synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: x}\n")
     assert main(["render", str(board), "--deadline-fallback", "fewer-steps"]) == 2
     assert "--deadline-fallback fewer-steps: only with --deadline" in capsys.readouterr().err
+
+
+def test_a_render_in_which_no_shot_comes_out_publishes_no_version(ray_cluster, tmp_path,
+                                                                   capsys):
+    faults = ", ".join(f"{{shot: {shot}, attempt: {n}, kind: raise}}"
+                       for shot in ("SH0010", "SH0020") for n in (1, 2, 3))
+    board = synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: a}\n"
+                                      "- {id: SH0020, duration: 12f, prompt: b}\n",
+                            options=f"{{gpus: 1, faults: [{faults}]}}")
+    store = tmp_path / "store"
+    capsys.readouterr()
+    assert main(["render", str(board), "--store", str(store), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no summary of a version that does not exist
+    last = captured.err.strip().splitlines()[-1]
+    assert last.startswith("previz: run ") and "no shot rendered, none in the store (2 failed)" \
+        "; no version published — the first, SH0010: InjectedFault" in last
+    assert not (store / "TEST").exists()  # no version, no claim
+    # The attempts are in the ledger all the same.
+    assert {r["outcome"] for r in read_ledger(open_store(str(store))).to_pylist()} == {"failed"}
