@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from previz.errors import EXIT_OK, EXIT_PARTIAL, PrevizError
+from previz.store.registry import DEFAULT_STORE
 
-__all__ = ["render_storyboard", "DEFAULT_STORE"]
+__all__ = ["render_storyboard"]
 
-DEFAULT_STORE = "./renders"
 CUT_FILE_ROLES = ("review_copy", "otio", "edl", "xml", "contact_sheet")
 
 

@@ -51,13 +51,6 @@ class VideoTrack:
             return None
         return Fraction(self.timescale, self.deltas[0])
 
-    def keyframe_at_or_after(self, frame: int) -> int:
-        """The first keyframe at or after `frame` (`frames` when there is none)."""
-        for key in self.keyframes:
-            if key >= frame:
-                return key
-        return self.frames
-
 
 def read_video_track(path: str | Path) -> VideoTrack:
     """The first video track's tables. Raises `Mp4Error` for anything we cannot read."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from previz.errors import PrevizError
-from previz.render import DEFAULT_STORE
+from previz.store.registry import DEFAULT_STORE
 
 __all__ = ["submit_storyboard", "submission_id", "job_client", "job_status", "list_jobs",
            "print_logs", "cancel_job"]

@@ -19,23 +19,34 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from previz.store.errors import StoreError
 
-if TYPE_CHECKING:
-    from previz.store.s3 import S3Store
-
-__all__ = ["LOCK_MARK", "LockObjects"]
+__all__ = ["LOCK_MARK", "LockObjects", "LockableStore"]
 
 LOCK_MARK = ".lock-"
 log = logging.getLogger("previz.store")
 
 
+class LockableStore(Protocol):
+    """What the locks need of a store (the S3 store has it): plain writes, deletes and a
+    listing with each object's age."""
+
+    uri: str
+    settings: Any  # lock_lease_s, lock_wait_s
+
+    def put_bytes(self, key: str, data: bytes) -> Any: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list_entries(self, prefix: str) -> list[dict[str, Any]]: ...
+
+
 class LockObjects:
     """Per-key locks made of objects in the store itself."""
 
-    def __init__(self, store: S3Store):
+    def __init__(self, store: LockableStore):
         self._store = store
         self._random = random.Random()
 
