@@ -7,7 +7,7 @@ carries the time, so every rule is a fast table-driven test (tests/engine/test_d
 Ray side (`render.py`) turns Ray results into events, classified by exception type, and carries
 out the actions, as Ray's own job manager runs over its job state machine.
 
-    dispatcher = Dispatcher(plan, graph, settings, run_id=..., now=...)
+    dispatcher = Dispatcher(plan, graph, settings, run_id=...)
     actions = dispatcher.handle(Tick(now, cluster=ClusterView(...)))   # StartWorker, Assign ...
     actions = dispatcher.handle(TaskRendered(...))                      # Record, Assign ...
 """
@@ -292,10 +292,8 @@ class Dispatcher:
     """The rules of one render over its work graph. Feed it events; carry out what it returns."""
 
     def __init__(self, plan: RenderPlan, graph: WorkGraph, settings: EngineSettings, *,
-                 run_id: str, now: float, embedded: bool = False,
-                 published_stand_ins: Iterable[str] = ()):
+                 run_id: str, embedded: bool = False, published_stand_ins: Iterable[str] = ()):
         self.plan, self.graph, self.settings, self.run_id = plan, graph, settings, run_id
-        self.started = now
         self.deadline = (DeadlinePolicy(settings.deadline, settings.deadline_reserve,
                                         settings.deadline_fallback,
                                         published=frozenset(published_stand_ins))

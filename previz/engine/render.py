@@ -89,8 +89,7 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
     forced = _keys_of(plan, wanted) if force else set()
     done = _published_keys(store, plan, wanted, ignore=forced)
     graph = work_graph(plan, done, wanted)
-    dispatcher = Dispatcher(plan, graph, settings, run_id=run_id, now=started,
-                            embedded=_embedded(address),
+    dispatcher = Dispatcher(plan, graph, settings, run_id=run_id, embedded=_embedded(address),
                             published_stand_ins=_published_stand_ins(store, plan, settings))
     # 2-3. the cluster, and the work on it
     if not graph.finished():

@@ -71,7 +71,7 @@ class Run:
         self.graph = work_graph(self.plan, set(), self.wanted)
         self.now = 1000.0
         self.d = Dispatcher(self.plan, self.graph, EngineSettings(**settings),
-                            run_id="20261206T000000-abcdef", now=self.now, embedded=embedded)
+                            run_id="20261206T000000-abcdef", embedded=embedded)
         self.log: list = []
 
     def send(self, event) -> list:
