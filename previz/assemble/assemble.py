@@ -129,8 +129,9 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
 
     `takes` maps shot ids to their media (None, or a TakeMedia without a path, for a shot with
     none: it gets a labelled placeholder of its exact length). `take_status` is what the render
-    said of every take (take key -> done, failed, skipped …), listed on the review page. Writes only inside `workdir`; on
-    any error nothing is left there. Raises AssembleError naming every bad shot and file at once.
+    said of every take (take key -> done, failed, skipped …), listed on the review page. Writes
+    only inside `workdir`; on any error nothing is left there. Raises AssembleError naming every
+    bad shot and file at once.
     """
     options = options or AssembleOptions()
     workdir = Path(workdir)

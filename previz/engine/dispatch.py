@@ -360,7 +360,7 @@ class Dispatcher:
             self._stopped(event, actions)
             return actions
         if self.stopping is None:
-            self._retire_idle(event.now, actions)
+            self._retire_idle(actions)
             self._assign(event.now, actions)
         return actions
 
@@ -399,7 +399,7 @@ class Dispatcher:
         gpu_need = max((s.task.gpus for s in remaining if s.task.gpus), default=0)
         cpu_work = [s for s in remaining if not s.task.gpus]
         if gpu_need:
-            if not self._has_capacity(cluster, gpu_need, now, actions):
+            if not self._has_capacity(cluster, now, actions):
                 return
             target = cluster.gpus // gpu_need - self._retired
             if self.settings.max_gpu_workers is not None:
@@ -414,8 +414,7 @@ class Dispatcher:
             while sum(1 for w in self.workers.values() if not w.gpus) < wanted:
                 self._start_worker(0, actions)
 
-    def _has_capacity(self, cluster: ClusterView, gpus: int, now: float,
-                      actions: list[Action]) -> bool:
+    def _has_capacity(self, cluster: ClusterView, now: float, actions: list[Action]) -> bool:
         """Work that no node can host fails clearly instead of waiting forever — on a cluster
         after a grace period in which an autoscaler may add a node big enough."""
         problem = self.capacity_problem(cluster)
@@ -432,21 +431,21 @@ class Dispatcher:
         """Which remaining work no node of `cluster` can host, and the ways out; None if all
         of it fits."""
         gpus = max((s.task.gpus for s in self.graph.remaining()), default=0)
-        if cluster.largest_node_gpus >= gpus:
+        largest = cluster.largest_node_gpus
+        if largest >= gpus:
             return None
-        needing = [s.task for s in self.graph.remaining() if s.task.gpus > cluster.largest_node_gpus]
+        needing = [s.task for s in self.graph.remaining() if s.task.gpus > largest]
         shots = sorted({t.shot_id for t in needing})
         models = ", ".join(sorted({t.model for t in needing}))
         named = f"{', '.join(shots[:5])}{' …' if len(shots) > 5 else ''} ({models})"
         if self.embedded:
-            where = (f"this machine's Ray has {cluster.largest_node_gpus} GPU(s), and nothing "
-                     "adds more")
+            where = f"this machine's Ray has {largest} GPU(s), and nothing adds more"
             fix = ("render on a cluster with GPUs (--address), make an animatic here with "
                    "`previz render --draft`, or place these shots on CPUs with options "
                    "{device: cpu} (very slow: tiny models, smoke tests)")
         else:
-            where = (f"the largest node of this cluster has {cluster.largest_node_gpus} "
-                     f"(waited {self.capacity_wait:.0f} s for an autoscaler)")
+            where = (f"the largest node of this cluster has {largest} (waited "
+                     f"{self.capacity_wait:.0f} s for an autoscaler)")
             fix = ("add GPU workers, render an animatic with `previz render --draft`, or "
                    "render these shots with `model: draft`")
         return f"{named}: need {gpus} GPU(s) on one node, but {where} — {fix}"
@@ -479,7 +478,7 @@ class Dispatcher:
             return
         self._pool_changed = True  # nothing was lost: start another where there is room
 
-    def _retire_idle(self, now: float, actions: list[Action]) -> None:
+    def _retire_idle(self, actions: list[Action]) -> None:
         encoding = {item.worker.id for item in self.encoding.values()}
         # Not before its encodes publish: they die with the worker that started them.
         for worker in [w for w in self.workers.values() if w.status is WorkerStatus.RETIRING
@@ -568,14 +567,14 @@ class Dispatcher:
         if event.encoding:
             self.encoding[event.key] = done
         else:  # the worker encoded and published it itself
-            self._finished(done, event.now, actions)
+            self._finished(done, actions)
 
     def _published(self, event: TakePublished, actions: list[Action]) -> None:
         done = self.encoding.pop(event.key, None)
         if done is not None:
-            self._finished(done, event.now, actions)
+            self._finished(done, actions)
 
-    def _finished(self, done: _Encoding, now: float, actions: list[Action]) -> None:
+    def _finished(self, done: _Encoding, actions: list[Action]) -> None:
         state = self.graph.states[done.key]
         self.graph.finish(done.key)
         self._record(state, done.attempt, done.worker, done.started, done.finished,

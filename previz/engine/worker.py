@@ -128,7 +128,7 @@ class RenderWorker:
 
     def _record(self, generated: dict[str, Any], attempt: int, options: dict[str, Any],
                 timings: dict[str, Any], finished: float) -> dict[str, Any]:
-        # The run and attempt: a ledger row lost with its driver is recovered from them.
+        # The run and attempt: what publishes the take writes its ledger row from them.
         return {
             **generated, "run_id": self.run_id, "worker": self.worker_id, "node": self.node_id,
             "host": socket.gethostname(), "attempt": attempt, "finished": finished,

@@ -1,7 +1,8 @@
 """Cut versions: `<root>/<PROJECT>/<SEQ>/v001/ …` plus `<root>/<PROJECT>/<SEQ>/latest.json`.
 
 A version is allocated by a create-only claim (`<SEQ>/.claims/vNNN`, beside the version folders
-so a published folder holds the cut alone), so two publishers never share or overwrite one. Media goes first, `manifest.json` last: the manifest is what publishes the version.
+so a published folder holds the cut alone), so two publishers never share or overwrite one.
+Media goes first, `manifest.json` last: the manifest is what publishes the version.
 `latest.json` then moves forward by compare-and-swap, never backward. A manifest records the
 edit's fingerprint (`edit_key`), so publishing an unchanged edit returns the existing version.
 """
