@@ -115,9 +115,10 @@ class _Shot:
         """DRAFT, or DRAFT 10/40 STEPS for a fewer-steps take."""
         if not self.draft:
             return None
-        task, final = _task(self), self.plan.selected_take.final_task.steps
-        if task.generator != "draft" and task.steps < final:
-            return f"DRAFT {task.steps}/{final} STEPS"
+        reduced = self.plan.reduced
+        if reduced is not None and self.take is not None and self.take.key == reduced.key:
+            final = self.plan.selected_take.final_task.steps
+            return f"DRAFT {reduced.final_task.steps}/{final} STEPS"
         return "DRAFT"
 
 

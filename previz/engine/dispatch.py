@@ -23,6 +23,7 @@ from typing import Any
 from previz.engine.deadline import PUBLISH_WAIT_SECONDS, DeadlinePolicy, Pace, final_quality
 from previz.engine.graph import TaskState, TaskStatus, WorkGraph
 from previz.engine.types import EngineSettings, ShotOutcome, ShotStatus
+from previz.errors import InvalidInput
 from previz.plan.types import RenderPlan, ShotPlan, TakePlan
 from previz.store.ledger import Attempt, Outcome
 
@@ -31,7 +32,8 @@ __all__ = [
     "WorkerStarted", "WorkerStartFailed", "TaskRendered", "TaskFailed", "WorkerLost",
     "TakePublished", "PublishFailed", "Tick", "Stopped", "Event",
     "StartWorker", "Assign", "StopWorker", "Record", "StandIn", "Stop", "Action",
-    "Dispatcher", "Snapshot", "RunningTask", "draft_takes", "work_graph", "shot_outcomes",
+    "Dispatcher", "Snapshot", "RunningTask", "wanted_takes", "keys_of", "draft_takes",
+    "work_graph", "shot_outcomes",
     "PREFETCH_SECONDS", "MAX_ENCODES_PER_WORKER", "MAX_FAILED_STARTS", "STOP_WAIT_SECONDS",
 ]
 
@@ -784,6 +786,24 @@ def _take_frames(state: TaskState) -> float:
 
 
 # before and after: which takes a render wants, and how each shot came out
+def wanted_takes(plan: RenderPlan, only: Iterable[str] | None) -> set[str]:
+    """Take keys this render must produce: every take of the named shots (all shots if none)."""
+    if only is None:
+        return {t.key for t in plan.takes()}
+    names = set(only)
+    unknown = names - {s.id for s in plan.shots}
+    if unknown:
+        raise InvalidInput(f"--only: no shot {', '.join(sorted(unknown))} in {plan.storyboard} — "
+                           f"shots are {', '.join(s.id for s in plan.shots)}")
+    return {t.key for s in plan.shots if s.id in names for t in s.takes}
+
+
+def keys_of(plan: RenderPlan, takes: set[str]) -> set[str]:
+    """The take keys and their segments' task keys."""
+    known = {t.key: t for s in plan.shots for t in (*s.takes, s.fallback) if t is not None}
+    return takes | {task.key for key in takes if key in known for task in known[key].tasks}
+
+
 def draft_takes(plan: RenderPlan, wanted: set[str]) -> set[str]:
     """What `--draft` renders instead of the wanted takes: each shot's draft animatic (a shot
     an animatic generator already draws is its own draft)."""

@@ -42,11 +42,13 @@ from previz.engine.dispatch import (
     WorkerStarted,
     WorkerStartFailed,
     draft_takes,
+    keys_of,
     shot_outcomes,
+    wanted_takes,
     work_graph,
 )
 from previz.engine.types import EngineSettings, RenderInterrupted, RenderReport
-from previz.errors import InvalidInput, PrevizError
+from previz.errors import PrevizError
 from previz.plan.types import RenderPlan
 from previz.store.errors import NoCredentials
 from previz.store.ledger import Outcome
@@ -83,10 +85,10 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
     swept = store.sweep_staging()
     if swept:
         log.info("%s: swept %d half-written file(s) a stopped render left", store.uri, swept)
-    wanted = _wanted_takes(plan, only)
+    wanted = wanted_takes(plan, only)
     if draft:
         wanted = draft_takes(plan, wanted)
-    forced = _keys_of(plan, wanted) if force else set()
+    forced = keys_of(plan, wanted) if force else set()
     done = _published_keys(store, plan, wanted, ignore=forced)
     graph = work_graph(plan, done, wanted)
     dispatcher = Dispatcher(plan, graph, settings, run_id=run_id, embedded=_embedded(address),
@@ -113,28 +115,10 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
         gaps=dispatcher.gaps, loads=dispatcher.loads, take_status=take_status)
 
 
-def _wanted_takes(plan: RenderPlan, only: Iterable[str] | None) -> set[str]:
-    """Take keys this render must produce: every take of the named shots (all shots if none)."""
-    if only is None:
-        return {t.key for t in plan.takes()}
-    names = set(only)
-    unknown = names - {s.id for s in plan.shots}
-    if unknown:
-        raise InvalidInput(f"--only: no shot {', '.join(sorted(unknown))} in {plan.storyboard} — "
-                           f"shots are {', '.join(s.id for s in plan.shots)}")
-    return {t.key for s in plan.shots if s.id in names for t in s.takes}
-
-
-def _keys_of(plan: RenderPlan, takes: set[str]) -> set[str]:
-    """The take keys and their segments' task keys."""
-    known = {t.key: t for s in plan.shots for t in (*s.takes, s.fallback) if t is not None}
-    return takes | {task.key for key in takes if key in known for task in known[key].tasks}
-
-
 def _published_keys(store, plan: RenderPlan, wanted: set[str], ignore: set[str]) -> set[str]:
     from previz.store.takes import has_take
 
-    keys = _keys_of(plan, {t.key for t in plan.takes()} | wanted)
+    keys = keys_of(plan, {t.key for t in plan.takes()} | wanted)
     return {key for key in keys if key not in ignore and has_take(store, key)}
 
 
