@@ -592,7 +592,8 @@ def _cut_shot(shot: _Shot) -> CutShot:
         model=task.model if shot.take else plan.model,
         generator=task.generator if shot.take else plan.generator,
         seed=task.seed if shot.take else None, steps=task.steps if shot.take else None,
-        final_steps=plan.selected_take.final_task.steps, prompt=task.shot_prompt or plan.prompt,
+        final_steps=plan.selected_take.final_task.steps, prompt=task.prompt,
+        prompt_template=task.shot_prompt or plan.prompt,
         notes=plan.notes, error=shot.error if shot.placeholder else None,
         placeholder=shot.placeholder,
     )

@@ -100,7 +100,8 @@ def build_timeline(*, name: str, shots: Sequence[CutShot], fps: Fraction, frames
 def _clip_metadata(shot: CutShot) -> dict[str, Any]:
     return {
         "shot": shot.id, "take": shot.take, "take_key": shot.take_key, "status": shot.status,
-        "placeholder": shot.placeholder, "prompt": shot.prompt, "seed": shot.seed,
+        "placeholder": shot.placeholder, "prompt": shot.prompt,
+        "prompt_template": shot.prompt_template, "seed": shot.seed,
         "model": shot.model, "generator": shot.generator, "notes": shot.notes,
         "error": shot.error, "record_in": shot.record_in, "record_out": shot.record_out,
         "frames": shot.frames, "transition": {"type": shot.transition,

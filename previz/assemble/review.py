@@ -158,6 +158,8 @@ def review_html(*, title: str, project: str, sequence: str, version: str, fps: F
             f' <span class="mono">{_e(t.key[:10])}</span></li>'
             for t in shot_takes)
         extra = ""
+        if shot.prompt_template != shot.prompt:
+            extra += f'<div class="template mono">as written: {_e(shot.prompt_template)}</div>'
         if shot.notes:
             extra += f'<div class="note">Note: {_e(shot.notes)}</div>'
         if shot.error:

@@ -100,7 +100,8 @@ class CutShot:
     seed: int | None
     steps: int | None  # of the take shown: fewer than final_steps for a fewer-steps stand-in
     final_steps: int  # of the take the plan selects
-    prompt: str
+    prompt: str  # as the model read it: {NAME}s expanded
+    prompt_template: str  # as the storyboard writes it
     notes: str | None
     error: str | None
     placeholder: bool

@@ -51,13 +51,14 @@ def build_cut(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "
               missing: Iterable[int] = (), draft: Iterable[int] = (),
               errors: dict[int, str] | None = None, prompts: dict[int, str] | None = None,
               notes: dict[int, str] | None = None, audio: Path | None = None,
+              locations: dict[str, str] | None = None,
               **options) -> tuple[RenderPlan, dict[str, TakeMedia], Cut]:
     """A plan of draft-model shots, a synthetic take per shot (shot n shows take id n), and the
     cut assembled into `folder/work/v001`. `failed` shots get TakeMedia(None, "failed", key,
     error), `missing` ones nothing at all, `draft` ones keep their take with status "draft"."""
     folder.mkdir(parents=True, exist_ok=True)
     plan = make_plan(folder, shots, fps=fps, size=size, prompts=prompts, notes=notes,
-                     audio=audio)
+                     audio=audio, locations=locations)
     takes: dict[str, TakeMedia | None] = dict(write_takes(plan, folder / "takes"))
     errors = errors or {}
     for index in failed:

@@ -20,7 +20,7 @@ RATES = ["23.976", "24", "25", "29.97", "30"]
 def make_plan(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "24",
               size: tuple[int, int] = (WIDTH, HEIGHT), prompts: dict[int, str] | None = None,
               notes: dict[int, str] | None = None, audio: Path | None = None,
-              name: str = "board.yaml") -> RenderPlan:
+              name: str = "board.yaml", locations: dict[str, str] | None = None) -> RenderPlan:
     """A plan from a storyboard of draft shots: (frames, transition) per shot, where transition
     is None (a cut), 'dissolve 12' or 'fade 6'."""
     prompts, notes = prompts or {}, notes or {}
@@ -28,6 +28,9 @@ def make_plan(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "
              f"resolution: {size[0]}x{size[1]}", "defaults:", "  model: draft", "  seed: 7"]
     if audio is not None:
         lines.append(f"audio: {audio.name}")
+    if locations:
+        lines.append("locations:")
+        lines += [f"  {name}: {_yaml_string(text)}" for name, text in locations.items()]
     lines.append("shots:")
     for index, (frames, transition) in enumerate(shots):
         prompt = prompts.get(index, f"shot {index + 1} of the test sequence")

@@ -18,7 +18,9 @@ LAYOUT = [(30, "fade 6"), (20, None), (40, "dissolve 8"), (25, "fade 6"), (30, "
           (24, None)]
 DRAFT, FAILED = 1, 3
 NOTE = 'more fog & "less" <b>sun</b>'
-PROMPTS = {0: "a lighthouse at dusk, waves <crashing> & gulls", 2: "the keeper's lamp, close"}
+PROMPTS = {0: "a lighthouse at dusk, waves <crashing> & gulls",
+           2: "the keeper's lamp in {LAMP_ROOM}, close"}
+LOCATIONS = {"LAMP_ROOM": "the glass lamp room"}
 SUFFIXES = [".otio", ".edl", ".xml"]
 
 
@@ -27,7 +29,7 @@ def edited(request, tmp_path_factory):
     folder = tmp_path_factory.mktemp(f"editorial-{request.param}")
     plan, _, cut = build_cut(folder, LAYOUT, fps=request.param, failed=[FAILED],
                              draft=[DRAFT], notes={DRAFT: NOTE}, prompts=PROMPTS,
-                             errors={FAILED: "worker lost"}, review=False)
+                             locations=LOCATIONS, errors={FAILED: "worker lost"}, review=False)
     return plan, cut
 
 
@@ -118,7 +120,10 @@ def test_otio_clips_carry_how_each_shot_was_made(edited):
     for index, (clip, shot) in enumerate(zip(clips, plan.shots, strict=True)):
         info = clip.metadata["previz"]
         assert info["shot"] == shot.id
-        assert info["prompt"] == PROMPTS.get(index, f"shot {index + 1} of the test sequence")
+        written = PROMPTS.get(index, f"shot {index + 1} of the test sequence")
+        # What the model read ({NAME}s expanded), and the storyboard's words beside it.
+        assert info["prompt_template"] == written
+        assert info["prompt"] == written.replace("{LAMP_ROOM}", LOCATIONS["LAMP_ROOM"])
         assert info["model"] == "draft"
         if index == FAILED:
             assert info["status"] == "failed" and info["placeholder"] is True

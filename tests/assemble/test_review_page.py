@@ -38,8 +38,10 @@ from store.conftest import aws_env, bucket, moto_url  # noqa: E402, F401
 SIZE = (384, 216)
 PROMPTS = {
     0: "a lighthouse <script>window.__pwned=1</script> at dusk",
+    1: "the {LAMP_ROOM} at night",
     2: '<img src=x onerror="window.__pwned=2"> the keeper & his lamp',
 }
+LOCATIONS = {"LAMP_ROOM": "glass lamp room"}
 NOTES = {1: "</td></tr><script>window.__pwned=3</script>"}
 ERROR = "<svg onload=window.__pwned=4> CUDA out of memory"
 LAYOUT = [(30, None), (24, "dissolve 6"), (30, None), (24, None)]
@@ -74,7 +76,7 @@ def browser():
 def local_cut(tmp_path_factory):
     folder = tmp_path_factory.mktemp("review-page")
     plan, _, cut = build_cut(folder, LAYOUT, size=SIZE, prompts=PROMPTS, notes=NOTES,
-                             failed=[FAILED], errors={FAILED: ERROR})
+                             failed=[FAILED], errors={FAILED: ERROR}, locations=LOCATIONS)
     return plan, cut
 
 
@@ -135,8 +137,14 @@ def test_every_shot_is_listed_with_its_details(browser, local_cut):
         "          r.querySelector('.status').textContent,"
         "          r.querySelector('img.thumb').naturalWidth]; });")
     assert [r[0] for r in rows] == [r[1] for r in rows] == [s.id for s in plan.shots]
-    assert [r[2] for r in rows] == [PROMPTS.get(i, f"shot {i + 1} of the test sequence")
-                                    for i in range(len(plan.shots))]
+    # The prompt as the model read it; the storyboard's words under it where they differ.
+    assert [r[2] for r in rows] == [
+        PROMPTS.get(i, f"shot {i + 1} of the test sequence").replace("{LAMP_ROOM}",
+                                                                     LOCATIONS["LAMP_ROOM"])
+        for i in range(len(plan.shots))]
+    assert browser.execute_script(
+        "return Array.from(document.querySelectorAll('tr.shot .template'))"
+        "  .map(function (e) { return e.textContent; });") == [f"as written: {PROMPTS[1]}"]
     assert [r[3] for r in rows] == ["rendered", "rendered", "rendered", "failed"]
     assert all(r[4] > 0 for r in rows)  # the inline thumbnails decode
     assert browser.title.startswith(cut.name)
@@ -174,7 +182,7 @@ def test_markup_in_prompts_notes_and_errors_is_shown_as_text(browser, local_cut)
     assert found == [1, 0, len(plan.shots), f"Note: {NOTES[1]}", ERROR]
     text = browser.find_element(By.TAG_NAME, "body").text
     for prompt in PROMPTS.values():
-        assert prompt in text
+        assert prompt.replace("{LAMP_ROOM}", LOCATIONS["LAMP_ROOM"]) in text
     # media links in the fragment: http(s) and file only, never javascript:
     links = {"SQ010_previz_v001.otio": "javascript:window.__pwned=5",
              "SQ010_previz_v001.edl": "https://example.invalid/cut.edl"}
