@@ -208,6 +208,8 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         otio=final / otio_path.name, edl=final / edl_path.name, xml=final / xml_path.name,
         contact_sheet=final / contact_path.name, review_page=final / PAGE_NAME,
         manifest=manifest, edit_key=edit_key, warnings=warnings,
+        take_media={shot.media: shot.take.key for shot in shots
+                    if shot.take is not None and not shot.placeholder},
     )
 
 

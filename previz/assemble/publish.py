@@ -77,7 +77,18 @@ def _publish_into(cut: Cut, draft: Any):
             f"{cut.name} was assembled as {cut.version} but the store's next version of "
             f"{cut.project}/{cut.sequence} is {draft.name} — assemble again with "
             f"version={draft.name!r} (assemble_and_publish does this for you)")
+    from previz.store import NotFound
+    from previz.store.keys import take_object
+    from previz.store.takes import MEDIA_NAME
+
     for name, path in cut.files.items():
+        take = cut.take_media.get(name)
+        if take is not None:
+            try:
+                draft.copy(name, take_object(take, MEDIA_NAME))
+                continue
+            except NotFound:
+                pass  # assembled from files that are not takes of this store: upload them
         draft.put(name, path)
     return draft.publish(cut.manifest, cut.edit_key)
 

@@ -141,6 +141,9 @@ class Cut:
     manifest: dict[str, Any]
     edit_key: str
     warnings: tuple[str, ...] = ()
+    # Shot media that are a take's media byte for byte (file name -> take key): published as
+    # copies of the take in the store (hard links locally, server-side on S3), not uploads.
+    take_media: dict[str, str] = field(default_factory=dict)
 
     def file(self, name: str) -> Path:
         return self.files[name]

@@ -110,6 +110,13 @@ class Store(Protocol):
         """Remove `key` if present. Only for cleaning up what was never published."""
         ...
 
+    def copy(self, source: str, key: str) -> ObjectInfo:
+        """Put at `key` the bytes of the object `source` without moving them through this
+        process: a hard link on a local store (a copy where the file system has none), a
+        server-side copy on S3. `NotFound` if `source` is absent; `AlreadyExists` if `key`
+        holds other bytes."""
+        ...
+
     def link(self, key: str, expires_s: int = DEFAULT_LINK_EXPIRY_S) -> str:
         """A URL a reviewer can open: presigned HTTPS on S3, a file:// URI locally."""
         ...

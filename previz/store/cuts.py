@@ -101,6 +101,15 @@ class CutDraft:
         self._uploaded[name] = info
         return info
 
+    def copy(self, file_name: str, source: str) -> ObjectInfo:
+        """Put one file of the cut that is already in the store as `source` (a take's media):
+        its bytes are not uploaded again, and on a local store not stored again either."""
+        self._check_open()
+        name = _check_cut_file_name(self.store, file_name)
+        info = self.store.copy(source, self.version.key(name))
+        self._uploaded[name] = info
+        return info
+
     def publish(self, manifest: Mapping[str, Any], edit_key: str) -> CutVersion:
         """Write `manifest.json` (publishing the version), then move `latest.json` forward."""
         self._check_open()

@@ -116,6 +116,31 @@ class LocalStore:
                 temp.unlink(missing_ok=True)
         return ObjectInfo(key=key, size=size, tag=digest, sha256=digest)
 
+    def copy(self, source: str, key: str) -> ObjectInfo:
+        origin, target = self._path(source), self._path(key)
+        with self._errors("copy", key):
+            if not origin.is_file():
+                raise NotFound(f"{self.uri}: no object {source} to copy — publish it first")
+            self._temp_for(target)  # checks the root, makes the target's folder
+            digest = sha256_file(origin)
+            try:
+                os.link(origin, target)  # the same bytes on disk: a version adds none
+            except FileExistsError:
+                if sha256_file(target) != digest:
+                    raise AlreadyExists(
+                        f"{self.uri}: {key} already exists — it is never overwritten") from None
+            except OSError as error:
+                if error.errno not in _NO_LINKS:
+                    raise
+                temp = self._temp_for(target)
+                try:
+                    shutil.copyfile(origin, temp)
+                    self._link_exclusive(key, temp, target, digest)
+                finally:
+                    temp.unlink(missing_ok=True)
+            _fsync_dir(target.parent)
+            return ObjectInfo(key=key, size=target.stat().st_size, tag=digest, sha256=digest)
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         with self._errors("delete", key):

@@ -448,6 +448,27 @@ class S3Store:
             return current.tag
         raise AlreadyExists(f"{self.uri}: {key} already exists — it is never overwritten")
 
+    def copy(self, source: str, key: str) -> ObjectInfo:
+        """A server-side copy (boto3's managed copy: parts copied by the service for large
+        objects), metadata and its sha256 included."""
+        origin = self.stat(source)
+        if origin is None:
+            raise NotFound(f"{self.uri}: no object {source} to copy — publish it first")
+        existing = self.stat(key)
+        if existing is not None:  # a retried copy, or another writer's object
+            if existing.sha256 and existing.sha256 == origin.sha256:
+                return existing
+            raise AlreadyExists(f"{self.uri}: {key} already exists — it is never overwritten")
+        with self._errors("copy", key):
+            self._client.copy(
+                {"Bucket": self.bucket, "Key": self._full(source)}, self.bucket,
+                self._full(key), ExtraArgs={"MetadataDirective": "COPY"},
+                Config=self.settings.transfer)
+        info = self.stat(key)
+        if info is None:  # the service said done and shows nothing: say so, not None
+            raise StoreError(f"{self.uri}: copying {source} to {key} left nothing — retry")
+        return info
+
     def sweep_staging(self) -> int:
         """Nothing to sweep: S3 never shows a half-written object, and the multipart uploads a
         dead writer left are aborted by the bucket's lifecycle rule (cluster/README.md)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -13,6 +14,7 @@ from previz.assemble import AssembleError, assemble_and_publish, cut_from_takes,
 from previz.engine import RenderReport, ShotOutcome, TaskStatus
 from previz.plan import plan_from_storyboard
 from previz.store import open_store, publish_take, read_manifest
+from previz.store.keys import take_object
 from previz.storyboard import load_storyboard
 
 LAYOUT = [(30, None), (24, "dissolve 6"), (30, None)]
@@ -47,6 +49,7 @@ class RecordingStore:
     def __init__(self, store):
         self._store = store
         self.writes: list[str] = []
+        self.copies: list[tuple[str, str]] = []
 
     def __getattr__(self, name):
         return getattr(self._store, name)
@@ -58,6 +61,11 @@ class RecordingStore:
     def put_bytes(self, key, *args, **kwargs):
         self.writes.append(key)
         return self._store.put_bytes(key, *args, **kwargs)
+
+    def copy(self, source, key):
+        self.writes.append(key)
+        self.copies.append((source, key))
+        return self._store.copy(source, key)
 
 
 @pytest.fixture
@@ -159,3 +167,53 @@ def test_a_cut_assembled_for_a_taken_version_is_refused(setup, tmp_path):
     with pytest.raises(AssembleError, match="next version of TESTPROJ/SQ010 is v002"):
         publish_cut(cut, store)
     assert not (root / "TESTPROJ" / "SQ010" / "v002").exists()
+
+
+# the S3 service of the store tests (moto's server mode on loopback), reused as it is
+_TESTS = str(Path(__file__).resolve().parents[1])
+if _TESTS not in sys.path:
+    sys.path.insert(0, _TESTS)
+from store.conftest import aws_env, bucket, moto_url  # noqa: E402, F401
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_a_new_version_adds_no_media_bytes_for_unchanged_shots(setup, tmp_path, request,
+                                                               backend):
+    """Each version folder holds every shot's media (an editor can copy it away), yet a shot
+    whose take did not change costs no bytes: a hard link to the take on a local store, a
+    server-side copy on S3 (nothing downloaded and uploaded again)."""
+    plan, takes, root = setup
+    uri = str(root) if backend == "local" else f"s3://{request.getfixturevalue('bucket')}/p"
+    store = RecordingStore(open_store(uri))
+    publish_takes(store, plan, takes)
+    assemble_and_publish(plan, store, render_report(plan))
+    # SH0020 re-rendered with another seed: v002 shows its new take, the others as in v001
+    make_plan(tmp_path, LAYOUT, name="reseeded.yaml")
+    board = tmp_path / "reseeded.yaml"
+    board.write_text(board.read_text().replace("    duration: 24f\n",
+                                               "    duration: 24f\n    seed: 9\n"))
+    changed = plan_from_storyboard(load_storyboard(board))
+    new_takes = write_takes(changed, tmp_path / "new-takes")
+    publish_takes(store, changed, new_takes, skip={"SH0010", "SH0030"})
+    store.writes.clear()
+    store.copies.clear()
+    second = assemble_and_publish(changed, store, render_report(changed))
+    assert second.version == "v002"
+    media = {shot["id"]: shot["media"] for shot in
+             read_manifest(store, "TESTPROJ", "SQ010", "v002")["shots"]}
+    prefix = "TESTPROJ/SQ010/v002/"
+    # Every shot's media is a copy of its take made in the store, none an upload.
+    assert sorted(store.copies) == sorted(
+        (take_object(shot.selected_take.key, "take.mp4"), prefix + media[shot.id])
+        for shot in changed.shots)
+    assert len(store.writes) == len(set(store.writes))  # and not uploaded besides
+    if backend == "local":
+        for shot in changed.shots:  # the very same file on disk: no bytes added
+            take = root / take_object(shot.selected_take.key, "take.mp4")
+            version = root / prefix / media[shot.id]
+            assert version.stat().st_ino == take.stat().st_ino
+            assert version.read_bytes() == take.read_bytes()
+    manifest = read_manifest(store, "TESTPROJ", "SQ010", "v002")
+    for shot in changed.shots:  # the manifest vouches for them as for any file
+        assert manifest["files"][media[shot.id]]["sha256"] == store.stat(
+            take_object(shot.selected_take.key, "take.mp4")).sha256
