@@ -41,17 +41,25 @@ def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_ledger_command(args: argparse.Namespace) -> int:
-    from previz.store.ledger import format_ledger_summary, ledger_summary, read_ledger
+    from previz.store.ledger import (
+        format_ledger_summary,
+        format_model_summary,
+        ledger_summary,
+        model_summary,
+        read_ledger,
+    )
     from previz.store.registry import open_store
 
     since = parse_since(args.since) if args.since else None
     store = open_store(args.store)
-    rows = ledger_summary(read_ledger(store, since))
+    table = read_ledger(store, since)
+    rows, models = ledger_summary(table), model_summary(table)
     if getattr(args, "json", False):
         for row in rows:
             print(
                 json.dumps(
                     {
+                        "kind": "run",
                         **row.__dict__,
                         "started_at": row.started_at.isoformat(),
                         "finished_at": row.finished_at.isoformat(),
@@ -59,9 +67,14 @@ def run_ledger_command(args: argparse.Namespace) -> int:
                     sort_keys=True,
                 )
             )
+        for model in models:
+            print(json.dumps({"kind": "model", **model.__dict__}, sort_keys=True))
     else:
         print(f"ledger of {store.uri}")
         print(format_ledger_summary(rows, since))
+        if models:
+            print()
+            print(format_model_summary(models))
     return EXIT_OK
 
 

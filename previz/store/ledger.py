@@ -38,6 +38,9 @@ __all__ = [
     "RunSummary",
     "ledger_summary",
     "format_ledger_summary",
+    "ModelSummary",
+    "model_summary",
+    "format_model_summary",
 ]
 
 
@@ -347,8 +350,66 @@ def format_ledger_summary(rows: list[RunSummary], since: datetime | None = None)
             "",
         )
     )
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    numeric = {2, 3, 4, 5, 6}
+    return _text_table(lines, numeric={2, 3, 4, 5, 6})
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model: str
+    attempts: int
+    ok: int
+    failed: int  # failed, timed out or lost
+    cancelled: int
+    gpu_hours: float
+    seconds_per_frame: float | None  # mean over the attempts that published
+    nodes: int  # how many nodes ran it
+
+
+def model_summary(table: pa.Table) -> list[ModelSummary]:
+    """Per model: attempts, outcomes, GPU-hours and the seconds a published frame took."""
+    models: dict[str, dict] = {}
+    for row in table.select(
+        ["model", "outcome", "gpu_seconds", "node", "frames", "started_at", "finished_at"]
+    ).to_pylist():
+        model = models.setdefault(row["model"], {"attempts": 0, "ok": 0, "failed": 0,
+                                                 "cancelled": 0, "gpu": 0.0, "seconds": 0.0,
+                                                 "frames": 0, "nodes": set()})
+        model["attempts"] += 1
+        model["gpu"] += row["gpu_seconds"]
+        model["nodes"].add(row["node"] or "?")
+        if row["outcome"] == Outcome.OK.value:
+            model["ok"] += 1
+            model["seconds"] += (row["finished_at"] - row["started_at"]).total_seconds()
+            model["frames"] += row["frames"]
+        elif row["outcome"] == Outcome.CANCELLED.value:
+            model["cancelled"] += 1
+        else:
+            model["failed"] += 1
+    return [
+        ModelSummary(
+            model=name, attempts=m["attempts"], ok=m["ok"], failed=m["failed"],
+            cancelled=m["cancelled"], gpu_hours=m["gpu"] / 3600,
+            seconds_per_frame=m["seconds"] / m["frames"] if m["frames"] else None,
+            nodes=len(m["nodes"]),
+        )
+        for name, m in sorted(models.items())
+    ]
+
+
+def format_model_summary(rows: list[ModelSummary]) -> str:
+    """A plain-text table of `model_summary` rows."""
+    lines = [("model", "attempts", "ok", "failed", "cancelled", "GPU-hours", "s/frame",
+              "nodes")]
+    for row in rows:
+        lines.append((row.model, str(row.attempts), str(row.ok), str(row.failed),
+                      str(row.cancelled), f"{row.gpu_hours:.2f}",
+                      "-" if row.seconds_per_frame is None else f"{row.seconds_per_frame:.3f}",
+                      str(row.nodes)))
+    return _text_table(lines, numeric=set(range(1, 8)))
+
+
+def _text_table(lines: list[tuple[str, ...]], numeric: set[int]) -> str:
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     text = []
     for line in lines:
         cells = [

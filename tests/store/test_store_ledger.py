@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from previz.store import (
     read_ledger,
 )
 from previz.store.cli import add_ledger_arguments, parse_since, run_ledger_command
+from previz.store.ledger import model_summary
 
 KEY = "ab" * 32
 START = datetime(2026, 11, 20, 22, 0, tzinfo=timezone.utc)
@@ -149,4 +152,29 @@ def test_ledger_command(tmp_path: Path, capsys) -> None:
     assert run_ledger_command(parser.parse_args([str(root), "--since", "2030-01-01"])) == 0
     assert "no attempts in the ledger since 2030-01-01 00:00 UTC" in capsys.readouterr().out
     assert run_ledger_command(parser.parse_args([str(root), "--json"])) == 0
-    assert '"run_id": "RUN1"' in capsys.readouterr().out
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(line["kind"], line.get("run_id"), line.get("model")) for line in lines] == [
+        ("run", "RUN1", None), ("model", None, "wan2.1-t2v-1.3b")]
+
+
+def test_costs_by_model(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "renders"
+    wan = attempts("RUN1", START, 4, {"node-b": 1})
+    ltx = [replace(row, model="ltx-video", frames=121, node="node-c", outcome="cancelled")
+           if index == 0 else replace(row, model="ltx-video", frames=121, node="node-c")
+           for index, row in enumerate(attempts("RUN2", START + timedelta(days=1), 3, {}))]
+    append_attempts(open_store(str(root)), wan + ltx)
+    by_model = {m.model: m for m in model_summary(read_ledger(open_store(str(root))))}
+    assert (by_model["wan2.1-t2v-1.3b"].attempts, by_model["wan2.1-t2v-1.3b"].ok,
+            by_model["wan2.1-t2v-1.3b"].failed, by_model["wan2.1-t2v-1.3b"].nodes) == (4, 3, 1, 2)
+    assert by_model["wan2.1-t2v-1.3b"].seconds_per_frame == pytest.approx(20 * 60 / 81)
+    assert (by_model["ltx-video"].ok, by_model["ltx-video"].cancelled) == (2, 1)
+    assert by_model["ltx-video"].gpu_hours == pytest.approx((601 + 602 + 600) / 3600)
+    parser = argparse.ArgumentParser(prog="previz ledger")
+    add_ledger_arguments(parser)
+    assert run_ledger_command(parser.parse_args([str(root)])) == 0
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[-1].splitlines()
+    assert table[0].split() == ["model", "attempts", "ok", "failed", "cancelled", "GPU-hours",
+                                "s/frame", "nodes"]
+    assert table[1].split() == ["ltx-video", "3", "2", "0", "1", "0.50", "9.917", "1"]
