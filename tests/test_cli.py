@@ -1,6 +1,7 @@
 """The `previz` command as a user runs it: real subprocesses, exit codes, output."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -91,6 +92,15 @@ def test_models_lists_the_catalog():
     catalog = json.loads(result.stdout)["models"]
     for name in ("draft", "wan2.1-t2v-1.3b", "wan2.1-vace-14b", "ltx-video", "svd-xt"):
         assert name in catalog
+    wan = catalog["wan2.1-t2v-1.3b"]
+    assert (wan["pipeline"], wan["fps"], wan["frames"]) == ("WanPipeline", 16.0, "4k+1, at most 81")
+    assert abs(wan["cost_per_frame_step"] - 261 / (81 * 50)) < 1e-9  # the estimates' rate
+    table = subprocess.run([sys.executable, "-m", "previz", "models"], cwd=ROOT, text=True,
+                           capture_output=True, env={**os.environ, "COLUMNS": "250"}).stdout
+    row = next(line for line in table.splitlines() if "wan2.1-t2v-1.3b" in line).split("│")
+    assert [cell.strip() for cell in row[1:-1]] == [
+        "wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "text", "16", "4k+1, at most 81",
+        "832x480", "1 x 12 GB", "0.0644", "50"]
 
 
 def test_plan_and_validate_import_neither_torch_nor_ray():
