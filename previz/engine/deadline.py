@@ -17,7 +17,7 @@ from previz.engine.graph import TaskState, TaskStatus, WorkGraph
 from previz.generate.registry import generator_declaration
 from previz.plan.types import RenderPlan, TakePlan
 
-__all__ = ["DeadlinePolicy", "Pace", "StandIn", "DEADLINE_MARGIN_SECONDS",
+__all__ = ["DeadlinePolicy", "Pace", "PutOff", "DEADLINE_MARGIN_SECONDS",
            "PUBLISH_WAIT_SECONDS"]
 
 DEADLINE_MARGIN_SECONDS = 2.0  # kept for drafting what is put off and for stopping cleanly
@@ -50,7 +50,7 @@ class Pace:
 
 
 @dataclass(frozen=True)
-class StandIn:
+class PutOff:
     """A selected take put off for the deadline, and what the cut shows instead (None: nothing
     can stand in, the shot gets a placeholder)."""
 
@@ -77,7 +77,7 @@ class DeadlinePolicy:
         return now >= self.stop_at
 
     def put_off(self, plan: RenderPlan, graph: WorkGraph, now: float, lanes: int,
-                pace: float) -> list[StandIn]:
+                pace: float) -> list[PutOff]:
         """Put off what cannot finish in time (changing `graph`); returns what was put off and
         the stand-ins added for it."""
         gpu_work = [s for s in graph.remaining() if final_quality(s)]
@@ -90,7 +90,7 @@ class DeadlinePolicy:
             {s.take.key: s for s in gpu_work if s.status is TaskStatus.PENDING}.values(),
             key=lambda s: (s.take.key in self.stand_ins, s.chain_seconds,
                            s.task.estimate_seconds))
-        decisions: list[StandIn] = []
+        decisions: list[PutOff] = []
         for state in candidates:
             too_long = now + state.chain_seconds * pace > finish_by
             if state.status is not TaskStatus.PENDING or (
@@ -104,7 +104,7 @@ class DeadlinePolicy:
                         and graph.take_status(stand_in) is not TaskStatus.DONE):
                     work += sum(t.estimate_seconds for t in stand_in.tasks) * pace
                 if take.selected:
-                    decisions.append(StandIn(take, stand_in))
+                    decisions.append(PutOff(take, stand_in))
         return decisions
 
     def _stand_in(self, plan: RenderPlan, graph: WorkGraph, take: TakePlan) -> TakePlan | None:

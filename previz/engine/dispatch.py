@@ -709,30 +709,31 @@ class Dispatcher:
         every worker is stopped, and what remains fails with the reason."""
         for worker in self.workers.values():
             for entry in worker.queue:
-                state = self.graph.states[entry.key]
-                started = worker.busy_since or entry.submitted
-                if entry.key in event.published:
-                    self.graph.finish(entry.key)
-                    self._record(state, entry.attempt, worker, started, event.now, 0.0,
-                                 Outcome.OK, None, actions)
-                else:
-                    self._record(state, entry.attempt, worker, started, event.now, 0.0,
-                                 Outcome.CANCELLED, event.reason, actions)
+                self._settle(entry.key, entry.attempt, worker, worker.busy_since or entry.submitted,
+                             0.0, event, actions)
             worker.status = WorkerStatus.GONE
             actions.append(StopWorker(worker.id, event.reason))
-        for key, done in list(self.encoding.items()):
-            state = self.graph.states[key]
-            outcome = Outcome.OK if key in event.published else Outcome.CANCELLED
-            if outcome is Outcome.OK:
-                self.graph.finish(key)
-            self._record(state, done.attempt, done.worker, done.started, event.now,
-                         done.load_seconds, outcome,
-                         None if outcome is Outcome.OK else event.reason, actions)
+        for key, done in self.encoding.items():
+            self._settle(key, done.attempt, done.worker, done.started, done.load_seconds, event,
+                         actions)
         self.encoding.clear()
         self.workers.clear()
         for state in self.graph.remaining():
             self.graph.fail(state.key, f"{event.reason} before it finished")
         self.stopped = True
+
+    def _settle(self, key: str, attempt: int, worker: Worker, started: float,
+                load_seconds: float, event: Stopped, actions: list[Action]) -> None:
+        """A task in flight when the render stopped: done if its output is in the store,
+        cancelled otherwise."""
+        state = self.graph.states[key]
+        if key in event.published:
+            self.graph.finish(key)
+            self._record(state, attempt, worker, started, event.now, load_seconds, Outcome.OK,
+                         None, actions)
+        else:
+            self._record(state, attempt, worker, started, event.now, load_seconds,
+                         Outcome.CANCELLED, event.reason, actions)
 
     # 6. the ledger
     def _record(self, state: TaskState, attempt: int, worker: Worker, started: float,

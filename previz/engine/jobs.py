@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from previz.errors import PrevizError
-from previz.store.registry import DEFAULT_STORE
 
 __all__ = ["submit_storyboard", "submission_id", "job_client", "job_status", "list_jobs",
            "print_logs", "cancel_job"]
@@ -67,6 +66,8 @@ def submit_storyboard(path: str, address: str, store: str | None) -> dict[str, A
     storyboard = Path(path).resolve()
     # The job runs in a copy of the storyboard's folder: a relative store path means the
     # submitter's folder, not that throw-away copy.
+    from previz.store.registry import DEFAULT_STORE
+
     store = store or DEFAULT_STORE
     store = store if "://" in store else str(Path(store).resolve())
     command = ["previz", "render", storyboard.name, "--json", "--store", store]

@@ -42,11 +42,15 @@ def make_display(stream=None) -> Display:
     return RichDisplay(stream) if stream.isatty() else LineDisplay(stream)
 
 
-def summary_line(f: Snapshot, elapsed: float, eta: float | None) -> str:
+def done_so_far(f: Snapshot) -> str:
     put_off = f", {f.put_off} shot(s) standing in for the deadline" if f.put_off else ""
     return (f"{f.tasks_done}/{f.tasks} generator calls, {f.frames_done}/{f.frames} frames of "
-            f"takes, {f.failed} failed{put_off}, {f.busy}/{f.workers} workers busy, "
-            f"elapsed {elapsed:.0f}s, eta " + (f"{eta:.0f}s" if eta is not None else "?"))
+            f"takes, {f.failed} failed{put_off}")
+
+
+def summary_line(f: Snapshot, elapsed: float, eta: float | None) -> str:
+    return (f"{done_so_far(f)}, {f.busy}/{f.workers} workers busy, elapsed {elapsed:.0f}s, eta "
+            + (f"{eta:.0f}s" if eta is not None else "?"))
 
 
 def running_line(task) -> str:
@@ -74,10 +78,8 @@ class LineDisplay(Display):
                   flush=True)
             return
         if final:
-            print(f"previz: finished: {f.tasks_done}/{f.tasks} generator calls, {f.frames_done}/"
-                  f"{f.frames} frames of takes, {f.failed} failed"
-                  + (f", {f.put_off} shot(s) standing in for the deadline" if f.put_off else "")
-                  + f", in {elapsed:.0f}s", file=self.stream, flush=True)
+            print(f"previz: finished: {done_so_far(f)}, in {elapsed:.0f}s", file=self.stream,
+                  flush=True)
             return
         print(f"previz: {summary_line(f, elapsed, self.eta(f))}", file=self.stream, flush=True)
         for task in f.running:

@@ -397,7 +397,8 @@ class _RayRun:
         return TakePublished(key, time.time())
 
     def _node_alive(self, worker: str) -> bool:
-        node = next((w.node for w in (self.core.workers.get(worker),) if w is not None), "")
+        known = self.core.workers.get(worker)
+        node = known.node if known is not None else ""
         if not node:
             return True  # never learnt where it ran: assume the worker, not the node, failed
         try:

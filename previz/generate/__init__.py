@@ -10,6 +10,8 @@ Generators: `draft` (CPU animatic), `synthetic` (test pattern with injected faul
 `diffusers` (the video models of the catalog). Importing this package never imports torch.
 """
 
+from typing import Any
+
 from previz.generate.errors import (
     GeneratorError,
     GeneratorLoadError,
@@ -18,7 +20,6 @@ from previz.generate.errors import (
     InjectedFault,
 )
 from previz.generate.registry import create_generator, register_generator, registered_generators
-from previz.generate.synthetic import read_frame_number
 from previz.generate.types import (
     EncodingGenerator,
     GeneratedFrames,
@@ -55,3 +56,13 @@ __all__ = [
     "GeneratorOutOfMemory",
     "InjectedFault",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The synthetic generator draws with numpy and PIL: loaded when first asked for, so the
+    # plan can read generator declarations from the registry without them.
+    if name == "read_frame_number":
+        from previz.generate.synthetic import read_frame_number
+
+        return read_frame_number
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

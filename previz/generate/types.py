@@ -12,11 +12,10 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
-import numpy as np
-
 from previz.generate.errors import GeneratorError
 
 if TYPE_CHECKING:
+    import numpy as np
     from PIL import Image
 
     from previz.catalog import ModelSpec
@@ -107,6 +106,8 @@ class GeneratedFrames:
     record: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        import numpy as np  # here, not at import: the plan reads declarations without numpy
+
         frames = self.frames
         if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 \
                 or frames.shape[-1] != 3:

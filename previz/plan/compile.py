@@ -99,6 +99,8 @@ class _Compiler:
         self.fps = board.fps_fraction
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
+        # Options left out of every take key: they change memory or speed, not pixels.
+        self.pixel_neutral = pixel_neutral_options() | PLACEMENT_OPTIONS
 
     def problem(self, loc: tuple, message: str) -> None:
         line, column = self.board.locate(loc)
@@ -287,8 +289,8 @@ class _Compiler:
         seed = (item.seed + number - 1) % 2**63
         references = self._references(item) if item.use_references else []
         declaration = generator_declaration(spec.generator)
-        neutral = pixel_neutral_options() | PLACEMENT_OPTIONS
-        key_options = {k: v for k, v in sorted(item.options.items()) if k not in neutral}
+        key_options = {k: v for k, v in sorted(item.options.items())
+                       if k not in self.pixel_neutral}
         tasks: list[ShotTask] = []
         for segment, num_frames in enumerate(item.segment_frames):
             conditioning: list[Conditioning] = []

@@ -121,7 +121,7 @@ class LocalStore:
         with self._errors("copy", key):
             if not origin.is_file():
                 raise NotFound(f"{self.uri}: no object {source} to copy — publish it first")
-            self._temp_for(target)  # checks the root, makes the target's folder
+            self._prepare(target)
             digest = sha256_file(origin)
             try:
                 os.link(origin, target)  # the same bytes on disk: a version adds none
@@ -230,12 +230,16 @@ class LocalStore:
         except StoreError as error:
             raise in_store(self.uri, error) from None
 
-    def _temp_for(self, path: Path) -> Path:
+    def _prepare(self, path: Path) -> None:
+        """Check the root is a folder and make the object's folder."""
         if self.root.exists() and not self.root.is_dir():
             raise StoreError(
                 f"{self.uri}: the store root is a file, not a folder — choose another path"
             )
         path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _temp_for(self, path: Path) -> Path:
+        self._prepare(path)
         staging = self.root / _STAGING
         staging.mkdir(exist_ok=True)
         # Named by its writer, so a sweep can tell a dead writer's file from a live one's.
