@@ -19,6 +19,7 @@ from previz.assemble.assemble import (
 )
 from previz.assemble.editorial import read_cut_file, timeline_clips
 from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
+from previz.assemble.pieces import PieceCache, StorePieces
 from previz.assemble.publish import (
     PublishedCut,
     assemble_and_publish,
@@ -58,4 +59,6 @@ __all__ = [
     "read_video_track",
     "VideoTrack",
     "Mp4Error",
+    "PieceCache",
+    "StorePieces",
 ]

@@ -40,17 +40,21 @@ import numpy as np
 from previz.assemble import cards, editorial
 from previz.assemble.edit import (
     CopyPiece,
+    FrameContent,
     Layer,
     RenderPiece,
     check_plan_timing,
+    frame_content,
     frame_layers,
     plan_pieces,
     timecode_frames,
 )
-from previz.assemble.ffmpeg import AUDIO_RATE, audio_filter, iter_rgb, run_ffmpeg
+from previz.assemble.ffmpeg import AUDIO_RATE, iter_rgb
 from previz.assemble.join import check_joined, join_pieces, render_pieces
 from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
+from previz.assemble.pieces import PieceCache
 from previz.assemble.review import PAGE_NAME, ReviewTake, review_html
+from previz.assemble.review_copy import ReviewReport, ReviewShot, review_copy
 from previz.assemble.types import (
     AssembleError,
     AssembleOptions,
@@ -98,6 +102,13 @@ class _Shot:
     media: str = ""  # file name in the version folder
     path: Path | None = None  # staged file
     track: VideoTrack | None = None
+    key: str | None = None  # the take key the caller gave for the file (None: know it by hash)
+
+    @property
+    def media_id(self) -> str:
+        """What the staged media is, for keeping pieces made of it: its take key, else the
+        hash of its bytes."""
+        return self.key or file_sha256(self.path)
 
     @property
     def placeholder(self) -> bool:
@@ -125,13 +136,16 @@ class _Shot:
 def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
                    workdir: str | os.PathLike[str], *,
                    options: AssembleOptions | None = None,
-                   take_status: Mapping[str, str] | None = None) -> Cut:
+                   take_status: Mapping[str, str] | None = None,
+                   pieces: PieceCache | None = None) -> Cut:
     """Assemble the cut of `plan` from each shot's selected take, into `workdir/<version>/`.
 
     `takes` maps shot ids to their media (None, or a TakeMedia without a path, for a shot with
     none: it gets a labelled placeholder of its exact length). `take_status` is what the render
-    said of every take (take key -> done, failed, skipped …), listed on the review page. Writes
-    only inside `workdir`; on any error nothing is left there. Raises AssembleError naming every
+    said of every take (take key -> done, failed, skipped …), listed on the review page.
+    `pieces` keeps the pieces that make the cut (transitions, the review copy's shots,
+    thumbnails) for the next one, which encodes only those whose inputs changed. Writes only
+    inside `workdir`; on any error nothing is left there. Raises AssembleError naming every
     bad shot and file at once.
     """
     options = options or AssembleOptions()
@@ -149,25 +163,36 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
     try:
         folder = scratch / "out"
         folder.mkdir()
-        # 2. lay out the edit: the layers of every cut frame
+        # 2. lay out the edit: the layers of every cut frame, and what each shows
         layers = frame_layers(plan)
         # 3. stage the shot media: takes linked in, placeholder cards encoded (and, if asked,
         #    each one again as editorial media)
         _stage_media(plan, shots, folder, options)
+        content = frame_content(layers, [s.media_id for s in shots])
         editorial_media = _editorial_media(plan, shots, folder, options)
         audio = _stage_audio(plan, folder, name, options)
-        # 4. the picture: transitions re-encoded, the rest stream-copied; the audio under it
+        # 4. the picture: transitions re-encoded (or kept from the last cut), the rest
+        #    stream-copied; the audio under it
         media_path = folder / f"{name}.mp4"
         joined = join_cut(plan, [s.path for s in shots], media_path, scratch=scratch / "join",
                           layers=layers, tracks=[s.track for s in shots], codec=options.codec,
-                          jobs=options.jobs, audio=audio, title=name, verify=options.verify)
-        # 5. the review copy (slate, burn-ins), picking thumbnails on the way
+                          jobs=options.jobs, audio=audio, title=name, verify=options.verify,
+                          content=content, cache=pieces)
+        # 5. the review copy (slate, burn-ins) from per-shot pieces, and the thumbnails
         cut_shots = [_cut_shot(s) for s in shots]
         slate_frames = round(Fraction(options.slate_seconds) * fps) if options.review else 0
         date = options.date or datetime.now(timezone.utc).strftime("%Y-%m-%d")
         review_path = folder / f"{name}_review.mp4" if options.review else None
-        thumbs = _review_copy(plan, shots, media_path, review_path, scratch, options,
-                              slate_frames, date, name, audio)
+        slate = cards.slate_card(plan.width, plan.height,
+                                 _slate_rows(plan, shots, options.version, date, fps),
+                                 name) if slate_frames else None
+        thumbs, reviewed = review_copy(
+            cut=media_path, out=review_path, shots=_review_shots(plan, shots),
+            content=content, width=plan.width, height=plan.height, fps=fps,
+            timecode_start=plan.timecode_start, source_start=SOURCE_START, slate=slate,
+            slate_frames=slate_frames, codec=options.review_codec, cut_codec=options.codec,
+            audio=audio, scratch=scratch / "review", jobs=options.jobs,
+            thumbnail_width=options.thumbnail_width, cache=pieces)
         # 6. the contact sheet
         contact_path = folder / f"{name}_contact.jpg"
         _contact_sheet(shots, thumbs, fps, contact_path, options)
@@ -198,8 +223,8 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
     files = {n: final / p.name for n, p in files.items()}
     edit_key = cut_edit_key(plan, takes, options)
     warnings = tuple(joined.warnings)
-    manifest = _manifest(plan, cut_shots, files, joined, options, name, date, slate_frames,
-                         edit_key, warnings)
+    manifest = _manifest(plan, cut_shots, files, joined, reviewed, options, name, date,
+                         slate_frames, edit_key, warnings)
     return Cut(
         project=plan.project, sequence=plan.sequence, version=options.version, name=name,
         folder=final, fps=fps, width=plan.width, height=plan.height, frames=plan.frames,
@@ -274,7 +299,7 @@ def _checked_shots(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
             problems.append(f"{where} {' and '.join(wrong)} — render the take again "
                             f"(previz render --only {shot.id} --force)")
             continue
-        shots.append(_Shot(shot, status, take, given.path, error, track=track))
+        shots.append(_Shot(shot, status, take, given.path, error, track=track, key=given.key))
     if problems:
         raise AssembleError(f"cannot assemble {plan.project}/{plan.sequence}:\n  "
                             + "\n  ".join(problems))
@@ -384,6 +409,7 @@ class JoinReport:
     encoded_frames: int
     pieces: int
     encoded_pieces: int
+    reused_pieces: int = 0  # transition pieces kept from an earlier cut
     warnings: list[str] = field(default_factory=list)
     track: VideoTrack | None = None
 
@@ -392,13 +418,18 @@ def join_cut(plan: RenderPlan, media: Sequence[Path], out: Path, *, scratch: Pat
              layers: Sequence[tuple[Layer, ...]] | None = None,
              tracks: Sequence[VideoTrack] | None = None, codec: CodecSettings = H264,
              jobs: int | None = None, audio: tuple[Path, int, int] | None = None,
-             title: str | None = None, verify: str = "container") -> JoinReport:
+             title: str | None = None, verify: str = "container",
+             content: Sequence[FrameContent] | None = None,
+             cache: PieceCache | None = None) -> JoinReport:
     """Build the cut's picture from one media file per shot (already checked against the plan).
 
     1. lay out the edit and find where each file may be entered by stream copy;
     2. encode the transition pieces with the takes' stream parameters;
     3. learn the encoder's codec configuration; a file that differs is encoded again whole;
     4. join everything in one stream-copy pass (the audio bed laid under it) and check it.
+
+    With `content` (what each frame shows) and a `cache`, transition pieces kept from an earlier
+    cut are reused and new ones kept.
     """
     fps = plan.fps_fraction
     layers = list(layers) if layers is not None else frame_layers(plan)
@@ -409,8 +440,9 @@ def join_cut(plan: RenderPlan, media: Sequence[Path], out: Path, *, scratch: Pat
     reference: VideoTrack | None = None
     for attempt in range(2):
         pieces = plan_pieces(layers, [t.keyframes for t in tracks], copyable)
-        rendered = render_pieces(pieces, media, fps, plan.width, plan.height,
-                                 scratch / f"pieces{attempt}", codec, jobs)
+        rendered, reused = render_pieces(pieces, media, fps, plan.width, plan.height,
+                                         scratch / f"pieces{attempt}", codec, jobs,
+                                         content=content, cache=cache)
         if rendered:
             reference = read_video_track(next(iter(rendered.values())))
         else:
@@ -445,8 +477,8 @@ def join_cut(plan: RenderPlan, media: Sequence[Path], out: Path, *, scratch: Pat
     copied = sum(p.frames for p in pieces if isinstance(p, CopyPiece))
     encoded = sum(p.frames for p in pieces if isinstance(p, RenderPiece))
     return JoinReport(frames=plan.frames, copied_frames=copied, encoded_frames=encoded,
-                      pieces=len(pieces), encoded_pieces=len(rendered), warnings=warnings,
-                      track=track)
+                      pieces=len(pieces), encoded_pieces=len(rendered) - len(reused),
+                      reused_pieces=len(reused), warnings=warnings, track=track)
 
 
 def _can_copy(track: VideoTrack) -> bool:
@@ -469,63 +501,14 @@ def _probe_encoder(plan: RenderPlan, path: Path, codec: CodecSettings) -> VideoT
 # -- 5. review copy ----------------------------------------------------------------------------
 
 
-def _review_copy(plan: RenderPlan, shots: list[_Shot], cut: Path, out: Path | None,
-                 scratch: Path, options: AssembleOptions, slate_frames: int, date: str,
-                 name: str, audio: tuple[Path, int, int] | None) -> list[np.ndarray]:
-    """Encode the review copy (when `out`), and return one thumbnail frame per shot."""
-    fps = plan.fps_fraction
-    start = timecode_frames(plan.timecode_start, fps)
-    wanted = {s.plan.record_in + s.plan.frames // 2: i for i, s in enumerate(shots)}
-    thumbs: list[np.ndarray | None] = [None] * len(shots)
-    if out is None:
-        for number, frame in enumerate(iter_rgb(cut, plan.width, plan.height)):
-            if number in wanted:
-                thumbs[wanted[number]] = frame
-        return [t if t is not None else np.zeros((plan.height, plan.width, 3), np.uint8)
-                for t in thumbs]
-    burn = cards.BurnIn(plan.width, plan.height)
-    labels = [_label(s) for s in shots]
-    owner = _frame_owner(plan)
-
-    def frames():
-        if slate_frames:
-            slate = cards.slate_card(plan.width, plan.height,
-                                     _slate_rows(plan, shots, options.version, date, fps),
-                                     name)
-            for _ in range(slate_frames):
-                yield slate
-        for number, frame in enumerate(iter_rgb(cut, plan.width, plan.height)):
-            if number in wanted:
-                thumbs[wanted[number]] = frame.copy()
-            index = owner[number]
-            local = number - plan.shots[index].record_in
-            burn.draw(frame, labels[index], _timecode(start + number, fps),
-                      f"src {SOURCE_START + local}   rec {number:05d}")
-            yield frame
-
-    video = scratch / "review_video.mp4" if audio else out
-    first = max(0, start - slate_frames)
-    encode_take(frames(), fps, video, width=plan.width, height=plan.height, start_frame=first,
-                codec_settings=options.review_codec)
-    if audio:
-        total = slate_frames + plan.frames
-        run_ffmpeg(["-i", str(video), "-i", str(audio[0]), "-map", "0:v:0", "-map", "1:a:0",
-                    "-c:v", "copy", "-c:a", "aac", "-b:a", "192k", "-ar", str(AUDIO_RATE),
-                    "-af", audio_filter(_samples(slate_frames, fps), _samples(total, fps)),
-                    "-timecode", _timecode(first, fps), "-video_track_timescale",
-                    str(read_video_track(video).timescale), "-movflags", "+faststart",
-                    "-f", "mp4", str(out)], f"lay the audio under {out.name}")
-    return [t if t is not None else np.zeros((plan.height, plan.width, 3), np.uint8)
-            for t in thumbs]
-
-
-def _frame_owner(plan: RenderPlan) -> list[int]:
-    """For each cut frame, the shot it belongs to: the latest one to have started."""
-    owner = [0] * plan.frames
-    for index, shot in enumerate(plan.shots):
-        for number in range(shot.record_in, shot.record_out):
-            owner[number] = index
-    return owner
+def _review_shots(plan: RenderPlan, shots: list[_Shot]) -> list[ReviewShot]:
+    """Each shot owns the cut frames from its record in to the next shot's: a dissolve carries
+    the incoming shot's burn-ins."""
+    ends = [s.record_in for s in plan.shots[1:]] + [plan.frames]
+    return [ReviewShot(label=_label(shot), owns=(shot.plan.record_in, end),
+                       record_in=shot.plan.record_in,
+                       thumbnail_frame=shot.plan.record_in + shot.plan.frames // 2)
+            for shot, end in zip(shots, ends, strict=True)]
 
 
 def _label(shot: _Shot) -> cards.ShotLabel:
@@ -665,7 +648,8 @@ def _timeline_metadata(plan: RenderPlan, options: AssembleOptions, name: str) ->
 
 
 def _manifest(plan: RenderPlan, cut_shots: list[CutShot], files: dict[str, Path],
-              joined: JoinReport, options: AssembleOptions, name: str, date: str,
+              joined: JoinReport, reviewed: ReviewReport | None, options: AssembleOptions,
+              name: str, date: str,
               slate_frames: int, edit_key: str, warnings: Sequence[str]) -> dict[str, Any]:
     roles = {"cut": f"{name}.mp4", "otio": f"{name}.otio", "edl": f"{name}.edl",
              "xml": f"{name}.xml", "contact_sheet": f"{name}_contact.jpg",
@@ -690,7 +674,8 @@ def _manifest(plan: RenderPlan, cut_shots: list[CutShot], files: dict[str, Path]
         "shots": [asdict(s) for s in cut_shots],
         "join": {"copied_frames": joined.copied_frames, "encoded_frames": joined.encoded_frames,
                  "pieces": joined.pieces, "encoded_pieces": joined.encoded_pieces,
-                 "codec": options.codec.name},
+                 "codec": options.codec.name, "reused_pieces": joined.reused_pieces},
+        "review": asdict(reviewed) if reviewed is not None else None,
         "provenance": {"digital_source_type": "compositeWithTrainedAlgorithmicMedia",
                        "tools": {"previz": _previz_version(),
                                  "opentimelineio": opentimelineio.__version__}},

@@ -231,3 +231,24 @@ def jpeg_bytes(frame: np.ndarray | Image.Image, width: int | None = None,
     buffer = io.BytesIO()
     image.convert("RGB").save(buffer, "JPEG", quality=quality, optimize=True)
     return buffer.getvalue()
+
+
+def scaled(frame: np.ndarray, width: int) -> np.ndarray:
+    """The frame scaled to `width` (aspect kept), as the contact sheet and the page show it."""
+    if frame.shape[1] == width:
+        return frame.copy()
+    height = max(1, round(frame.shape[0] * width / frame.shape[1]))
+    image = Image.fromarray(frame).resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(image.convert("RGB")).copy()
+
+
+def png_file(frame: np.ndarray, path: Path) -> Path:
+    Image.fromarray(frame).save(path, "PNG")
+    return path
+
+
+def read_png(path: Path) -> np.ndarray:
+    """An RGB frame from a PNG; OSError when the file is not a whole image."""
+    with Image.open(path) as image:
+        image.load()
+        return np.asarray(image.convert("RGB")).copy()

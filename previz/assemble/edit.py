@@ -32,6 +32,8 @@ __all__ = [
     "check_plan_timing",
     "transition_alpha",
     "frame_layers",
+    "FrameContent",
+    "frame_content",
     "plan_pieces",
     "timecode_frames",
 ]
@@ -149,6 +151,19 @@ def frame_layers(plan: RenderPlan) -> list[tuple[Layer, ...]]:
                 stack.clear()
             stack.append(layer)
     return [tuple(stack) for stack in stacks]
+
+
+# What one cut frame shows: (media identity, source frame, opacity) per layer, bottom first.
+FrameContent = tuple[tuple[str, int, str], ...]
+
+
+def frame_content(layers: Sequence[tuple[Layer, ...]],
+                  media_ids: Sequence[str]) -> list[FrameContent]:
+    """What each cut frame shows, naming media by identity (take key, file hash) rather than by
+    position in the edit: equal content is equal pixels wherever the frame stands, which is
+    what lets pieces of one cut be reused in the next."""
+    return [tuple((media_ids[layer.shot], layer.frame, str(layer.alpha)) for layer in stack)
+            for stack in layers]
 
 
 def plan_pieces(layers: Sequence[tuple[Layer, ...]], keyframes: Sequence[Sequence[int]],

@@ -13,41 +13,83 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from previz.assemble.edit import CopyPiece, Piece, RenderPiece
+from previz.assemble.edit import CopyPiece, FrameContent, Piece, RenderPiece
 from previz.assemble.ffmpeg import AUDIO_RATE, audio_filter, concat_list, iter_rgb, run_ffmpeg
-from previz.assemble.mp4 import VideoTrack, read_video_track
+from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
+from previz.assemble.pieces import PieceCache, piece_key
 from previz.assemble.types import AssembleError
-from previz.media.encode import CodecSettings, encode_take
+from previz.media.encode import CodecSettings, encode_take, encoder_identity
 
-__all__ = ["render_pieces", "join_pieces", "check_joined", "decoded_frame_count"]
+__all__ = ["render_pieces", "join_pieces", "concat_copy", "encode_workers", "fetched_whole",
+           "check_joined", "decoded_frame_count"]
 
 
 def render_pieces(pieces: Sequence[Piece], media: Sequence[Path], fps: Fraction, width: int,
                   height: int, folder: Path, codec: CodecSettings,
-                  jobs: int | None = None) -> dict[int, Path]:
-    """Encode every RenderPiece (in parallel); returns piece index -> file."""
+                  jobs: int | None = None, *, content: Sequence[FrameContent] | None = None,
+                  cache: PieceCache | None = None) -> tuple[dict[int, Path], set[int]]:
+    """Encode every RenderPiece (in parallel); returns piece index -> file, and the indices of
+    the pieces fetched from the cache rather than encoded.
+
+    With `content` (what each cut frame shows, see `frame_content`) and a `cache`, a piece
+    kept from an earlier cut is fetched instead of encoded, and a new one is kept.
+    """
     work = [(i, p) for i, p in enumerate(pieces) if isinstance(p, RenderPiece)]
     if not work:
-        return {}
+        return {}, set()
     folder.mkdir(parents=True, exist_ok=True)
-    workers = jobs or min(4, max(2, os.cpu_count() or 2))
+    workers = encode_workers(jobs)
+    identity = {"codec": asdict(codec), "encoder": encoder_identity(), "size": [width, height],
+                "fps": str(fps)} if cache is not None and content is not None else None
+
+    reused: set[int] = set()
 
     def one(item: tuple[int, RenderPiece]) -> tuple[int, Path]:
         index, piece = item
         path = folder / f"piece{index:04d}_{piece.record_in:06d}.mp4"
+        key = None
+        if identity is not None:
+            key = piece_key("transition", {
+                **identity,
+                "frames": list(content[piece.record_in:piece.record_in + piece.frames])})
+            if fetched_whole(cache, key, path, piece.frames):
+                reused.add(index)
+                return index, path
         encode_take(_composed(piece, media, fps, width, height), fps, path, width=width,
                     height=height, start_frame=1001 + piece.record_in, codec_settings=codec)
+        if key is not None:
+            cache.keep(key, ".mp4", path)
         return index, path
 
     if workers == 1 or len(work) == 1:
-        return dict(one(item) for item in work)
+        return dict(one(item) for item in work), reused
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(pool.map(one, work))
+        return dict(pool.map(one, work)), reused
+
+
+def fetched_whole(cache: PieceCache | None, key: str, path: Path, frames: int) -> bool:
+    """Whether the piece came from the cache into `path` with all its frames. A damaged piece
+    is discarded from the cache, to be encoded again and kept in its place."""
+    if cache is None or cache.fetch(key, ".mp4", path) is None:
+        return False
+    try:
+        if read_video_track(path).frames == frames:
+            return True
+    except Mp4Error:
+        pass
+    cache.discard(key, ".mp4")
+    return False
+
+
+def encode_workers(jobs: int | None) -> int:
+    """Encodes to run at once: `jobs`, else one per CPU, 2 to 4."""
+    return jobs or min(4, max(2, os.cpu_count() or 2))
 
 
 def _composed(piece: RenderPiece, media: Sequence[Path], fps: Fraction, width: int,
@@ -109,11 +151,7 @@ def join_pieces(pieces: Sequence[Piece], media: Sequence[Path], media_frames: Se
                 rendered: dict[int, Path], out: Path, *, fps: Fraction, reference: VideoTrack,
                 timecode: str, title: str, audio: tuple[Path, int, int] | None = None,
                 list_path: Path) -> None:
-    """Join copied runs and encoded pieces into `out` in one ffmpeg pass.
-
-    `audio` is (file, lead samples, total samples) at 48 kHz: laid under the picture, delayed by
-    the lead and padded or trimmed to the total.
-    """
+    """Join copied runs and encoded pieces into `out` in one ffmpeg pass (see concat_copy)."""
     entries: list[tuple[Path, int | None, int | None]] = []
     for index, piece in enumerate(pieces):
         if isinstance(piece, CopyPiece):
@@ -122,6 +160,16 @@ def join_pieces(pieces: Sequence[Piece], media: Sequence[Path], media_frames: Se
                             None if piece.stop == media_frames[piece.shot] else piece.stop))
         else:
             entries.append((rendered[index], None, None))
+    concat_copy(entries, out, fps=fps, reference=reference, timecode=timecode, title=title,
+                audio=audio, list_path=list_path)
+
+
+def concat_copy(entries: Sequence[tuple[Path, int | None, int | None]], out: Path, *,
+                fps: Fraction, reference: VideoTrack, timecode: str, title: str,
+                audio: tuple[Path, int, int] | None, list_path: Path) -> None:
+    """Join (file, in frame or None, out frame or None) entries by stream copy into `out`, on
+    the exact frame grid of `reference`, with `audio` (file, lead samples, total samples at
+    48 kHz) laid under: delayed by the lead, padded or trimmed to the total."""
     list_path.write_text(concat_list(entries, fps), encoding="utf-8")
     delta = reference.deltas[0]
     args = ["-f", "concat", "-safe", "0", "-i", str(list_path)]
@@ -134,7 +182,7 @@ def join_pieces(pieces: Sequence[Piece], media: Sequence[Path], media_frames: Se
                  "-af", audio_filter(audio[1], audio[2])]
     args += ["-timecode", timecode, "-video_track_timescale", str(reference.timescale),
              "-metadata", f"title={title}", "-movflags", "+faststart", "-f", "mp4", str(out)]
-    run_ffmpeg(args, f"join the cut {out.name}")
+    run_ffmpeg(args, f"join {out.name}")
 
 
 def check_joined(path: Path, *, frames: int, reference: VideoTrack, keyframes: Sequence[int],

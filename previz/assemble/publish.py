@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from previz.assemble.assemble import cut_edit_key, cut_from_takes
+from previz.assemble.pieces import StorePieces
 from previz.assemble.review import PAGE_NAME, review_link
 from previz.assemble.types import AssembleError, AssembleOptions, Cut, TakeMedia
 from previz.plan.types import RenderPlan
@@ -124,7 +125,8 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: RenderReport, *,
 
     1. open the store; fetch the take each shot shows;
     2. the latest version, when it is this edit, is reused as it is;
-    3. claim the next version and assemble the cut for it;
+    3. claim the next version and assemble the cut for it (reusing the store's pieces of earlier
+       cuts: see previz.assemble.pieces);
     4. publish: media first, manifest last;
     5. links to the files (presigned on S3; the review page's link carries them).
     """
@@ -151,7 +153,7 @@ def assemble_and_publish(plan: RenderPlan, store: Any, report: RenderReport, *,
             with reserve_version(store, plan.project, plan.sequence) as draft:
                 cut = cut_from_takes(plan, takes, scratch_path / "cut",
                                      options=replace(options, version=draft.name),
-                                     take_status=take_status)
+                                     take_status=take_status, pieces=StorePieces(store))
                 # 4. publish
                 version = publish_cut(cut, draft)
     # 5. links

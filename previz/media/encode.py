@@ -14,6 +14,7 @@ stay byte-identical.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -152,6 +153,20 @@ def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def encoder_identity() -> str:
+    """The ffmpeg build that encodes, as its `-version` line says: part of every cached
+    assembly piece's key, so a piece another build encoded (other stream headers, perhaps) is
+    never joined with this build's."""
+    return _version_line(ffmpeg_exe())
+
+
+@functools.lru_cache(maxsize=8)
+def _version_line(exe: str) -> str:
+    done = subprocess.run([exe, "-hide_banner", "-version"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, errors="replace")
+    return (done.stdout.splitlines() or [exe])[0].strip()
 
 
 def timecode_of(frame: int, fps: Fraction) -> str:

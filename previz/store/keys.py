@@ -22,6 +22,7 @@ __all__ = [
     "check_prefix",
     "take_prefix",
     "take_object",
+    "piece_object",
     "sequence_prefix",
     "version_name",
     "parse_version_name",
@@ -97,6 +98,19 @@ def take_prefix(key: str) -> str:
 
 def take_object(key: str, name: str) -> str:
     return take_prefix(key) + check_file_name("take file", name)
+
+
+_PIECE_SUFFIXES = (".mp4", ".png")
+
+
+def piece_object(key: str, suffix: str) -> str:
+    """A cached assembly piece (see `previz.assemble.pieces`): `pieces/ab/<sha256><suffix>`."""
+    if not isinstance(key, str) or not TAKE_KEY_PATTERN.fullmatch(key):
+        raise StoreError(f"piece key {key!r} is not a piece key — expected 64 lowercase hex "
+                         "digits")
+    if suffix not in _PIECE_SUFFIXES:
+        raise StoreError(f"piece suffix {suffix!r} is not one of {', '.join(_PIECE_SUFFIXES)}")
+    return f"pieces/{key[:2]}/{key}{suffix}"
 
 
 def sequence_prefix(project: str, sequence: str) -> str:
