@@ -1,6 +1,7 @@
 """Benchmark: what an edit costs, against a baseline revision in the same run. Prints ratios.
 
     python benchmarks/iteration.py [--baseline REV] [--storyboard storyboards/demo.yaml]
+                                   [--running-cluster]
 
 For this tree and for the baseline (checked out into a temporary git worktree), each in a store
 of its own: render the storyboard once (not measured), then
@@ -12,11 +13,17 @@ each timed as the whole `previz render` process minus what the re-rendered shots
 rendering (their ledger rows), and the bytes each new version adds to the store (hard links
 counted once). Storyboards are rendered with every shot on the draft model (CPU only), so any
 storyboard can be measured on this machine.
+
+Each render starts its own embedded Ray, as `previz render` does without --address; with
+--running-cluster every render is given the --address of one local Ray cluster the benchmark
+starts first (its own temp dir, stopped by the benchmark), as a supervisor iterating against a
+cluster does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -60,13 +67,13 @@ def store_bytes(store: Path) -> int:
     return total
 
 
-def render(tree: Path, board: Path, store: Path) -> tuple[float, dict]:
+def render(tree: Path, board: Path, store: Path, address: str | None) -> tuple[float, dict]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     env.pop("RAY_ADDRESS", None)
+    command = [sys.executable, "-m", "previz", "render", str(board), "--store", str(store),
+               "--json", *(["--address", address] if address else [])]
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "previz", "render", str(board), "--store",
-                           str(store), "--json"], env=env, capture_output=True, text=True,
-                          cwd=tree)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tree)
     wall = time.monotonic() - started
     if done.returncode != 0:
         raise SystemExit(f"render failed in {tree}:\n{done.stderr[-2000:]}")
@@ -83,11 +90,12 @@ def render_seconds(store: Path, run_id: str) -> float:
     return sum((r["finished_at"] - r["started_at"]).total_seconds() for r in rows)
 
 
-def measure(tree: Path, storyboard: Path, work: Path) -> dict[str, tuple[float, int, str]]:
+def measure(tree: Path, storyboard: Path, work: Path,
+            address: str | None) -> dict[str, tuple[float, int, str]]:
     """{case: (overhead seconds, bytes added, version)}"""
     board = draft_copy(storyboard, work / "board")
     store = work / "store"
-    render(tree, board, store)
+    render(tree, board, store, address)
     results = {}
     text = board.read_text()
     document = yaml.safe_load(text)
@@ -104,10 +112,32 @@ def measure(tree: Path, storyboard: Path, work: Path) -> dict[str, tuple[float, 
     for case, edited in edits.items():
         board.write_text(yaml.safe_dump(edited, sort_keys=False))
         before = store_bytes(store)
-        wall, summary = render(tree, board, store)
+        wall, summary = render(tree, board, store, address)
         results[case] = (wall - render_seconds(store, summary["run_id"]),
                          store_bytes(store) - before, summary["version"])
     return results
+
+
+@contextlib.contextmanager
+def local_cluster():
+    """A one-node Ray cluster of this machine's CPUs, in its own temp dir; its processes are
+    this process's children, stopped by pid when it ends."""
+    from ray.cluster_utils import Cluster
+
+    temp = tempfile.mkdtemp(prefix="pvz-bench-", dir="/tmp")
+    saved = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = temp
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": os.cpu_count(), "num_gpus": 0, "include_dashboard": False})
+    try:
+        yield cluster.address
+    finally:
+        cluster.shutdown()
+        if saved is None:
+            os.environ.pop("RAY_TMPDIR", None)
+        else:
+            os.environ["RAY_TMPDIR"] = saved
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _seconds(shot: dict) -> float:
@@ -123,6 +153,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default=None, help="a git revision to compare against")
     parser.add_argument("--storyboard", default=str(ROOT / "storyboards" / "demo.yaml"))
+    parser.add_argument("--running-cluster", action="store_true",
+                        help="render against one local Ray cluster started first")
     args = parser.parse_args()
     storyboard = Path(args.storyboard).resolve()
     with tempfile.TemporaryDirectory(prefix="previz-iteration-") as scratch:
@@ -133,13 +165,17 @@ def main() -> None:
                             str(baseline), args.baseline], check=True, capture_output=True)
             trees = {"baseline": baseline, **trees}
         try:
-            figures = {name: measure(tree, storyboard, Path(scratch) / name)
-                       for name, tree in trees.items()}
+            with contextlib.ExitStack() as stack:
+                address = stack.enter_context(local_cluster()) if args.running_cluster else None
+                figures = {name: measure(tree, storyboard, Path(scratch) / name, address)
+                           for name, tree in trees.items()}
         finally:
             if args.baseline:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                                 str(baseline)], capture_output=True)
-    print(f"{storyboard.name}, {datetime.now():%Y-%m-%d}, every shot on the draft model")
+    where = "a running local Ray cluster" if args.running_cluster else "an embedded Ray each"
+    print(f"{storyboard.name}, {datetime.now():%Y-%m-%d}, every shot on the draft model, "
+          f"on {where}")
     for case in figures["previz"]:
         line = f"case={case!r}"
         for name, results in figures.items():
