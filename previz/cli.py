@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     plan = commands.add_parser("plan", help="show what a storyboard would render")
     plan.add_argument("storyboard", metavar="STORYBOARD")
     plan.add_argument("--json", action="store_true", help="print the whole plan as JSON")
+    plan.add_argument("--gpus", type=int, default=None, metavar="N",
+                      help="forecast the render's wall time for N GPUs (default 1); CPU work "
+                           "is forecast for this machine's cores")
+    plan.add_argument("--address", default=None, metavar="ADDRESS",
+                      help="forecast for a render on a running cluster (no Ray start here)")
     plan.set_defaults(run=_plan)
 
     render = commands.add_parser("render", help="render a storyboard's cut on a Ray cluster")
@@ -145,13 +150,17 @@ def _plan(args: argparse.Namespace) -> int:
     from previz.plan import plan_from_storyboard
     from previz.storyboard import load_storyboard
 
+    if args.gpus is not None and args.gpus < 1:
+        raise InvalidInput(f"--gpus {args.gpus}: a render needs at least one GPU — pass 1 or "
+                           "more")
     plan = plan_from_storyboard(load_storyboard(args.storyboard))
     if args.json:
         print(plan.model_dump_json(indent=2))
         return EXIT_OK
+    from previz.plan.forecast import forecast
     from previz.plan.report import print_plan
 
-    print_plan(plan)
+    print_plan(plan, forecast(plan, gpus=args.gpus, embedded=not args.address))
     return EXIT_OK
 
 
@@ -176,7 +185,17 @@ def _render(args: argparse.Namespace) -> int:
                              force=args.force, draft=args.draft, as_json=args.json,
                              deadline=deadline,
                              deadline_fallback=args.deadline_fallback,
-                             editorial_media=args.editorial_media)
+                             editorial_media=args.editorial_media, started=_program_start())
+
+
+def _program_start() -> float | None:
+    """When this process began (epoch seconds): a render's time counts its start-up too."""
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except Exception:  # noqa: BLE001 - without it the render counts from its own start
+        return None
 
 
 def _deadline_moment(text: str) -> float:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,21 +22,24 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
                       only: list[str] | None = None, force: bool = False, draft: bool = False,
                       as_json: bool = False, deadline: float | None = None,
                       deadline_fallback: str = "draft", editorial_media: str | None = None,
-                      settings: Any = None) -> int:
+                      settings: Any = None, started: float | None = None) -> int:
     """1. load; 2. plan; 3-4. render the missing takes; 5. assemble and publish the cut.
 
     A render in which no shot came out (every one failed) publishes no version: exit 1.
     A render started by a scheduled job notifies the job's webhooks at the end, whatever
-    happened (previz.schedule.notify)."""
-    from previz.assemble import AssembleOptions, assemble_and_publish, assembly_seconds_estimate
+    happened (previz.schedule.notify). `started` is when the program began (epoch seconds),
+    for the time the render reports; else when this call did."""
+    from previz.assemble import AssembleOptions, assemble_and_publish
     from previz.engine import EngineSettings, render_plan
     from previz.engine.progress import make_display
     from previz.media.encode import CODECS
     from previz.plan import plan_from_storyboard
+    from previz.plan.forecast import DEADLINE_ASSEMBLY_MARGIN, assembly_seconds
     from previz.schedule.notify import announce_render_start, notify_render_end
     from previz.storyboard import load_storyboard
 
     announce_render_start()
+    began = started or time.time()
     plan = None
     to_terminal = sys.stdout.isatty()
     # With --json, stdout holds the JSON alone: whatever else writes there meanwhile (Ray's
@@ -48,9 +52,10 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
             if deadline is not None:
                 settings.deadline = deadline
                 settings.deadline_fallback = deadline_fallback
-                settings.deadline_reserve = assembly_seconds_estimate(plan)
+                settings.deadline_reserve = assembly_seconds(plan) * DEADLINE_ASSEMBLY_MARGIN
             # On stderr, so --json keeps stdout to itself; a Ray job's log gets the plain lines.
             display = make_display()
+            rendering = time.time()
             try:
                 report = render_plan(plan, store_uri, address=address, only=only, force=force,
                                      draft=draft, settings=settings, display=display)
@@ -60,7 +65,9 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
                 raise PrevizError(_nothing_came_out(report))
             options = AssembleOptions(editorial=CODECS[editorial_media] if editorial_media
                                       else None)
+            assembling = time.time()
             cut = assemble_and_publish(plan, store_uri, report, options=options)
+            finished = time.time()
             if not to_terminal:
                 cut = cut.without_signatures()
         except BaseException as error:
@@ -75,6 +82,11 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
             "run_id": report.run_id,
             "shots": [{"id": s.id, "status": s.status.value, "take": s.take, "cached": s.cached,
                        **({"error": s.error} if s.error else {})} for s in report.shots],
+            "time": _estimate_and_actual(plan, report, {
+                "preparation": rendering - began,
+                "cluster start": report.cluster_seconds,
+                "rendering": assembling - rendering - report.cluster_seconds,
+                "assembly": finished - assembling}),
         }
         notify_render_end(plan=plan, result=summary, gpu_seconds=report.gpu_seconds)
     if as_json:
@@ -82,6 +94,28 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
     else:
         _print_summary(summary, report)
     return EXIT_OK if report.complete else EXIT_PARTIAL
+
+
+def _estimate_and_actual(plan, report, actual: dict[str, float]) -> dict[str, Any]:
+    """The plan's forecast for what this render set out to do (previz.plan.forecast), beside
+    what each part took."""
+    from previz.plan.forecast import forecast
+
+    todo = set(report.tasks_to_render)
+    tasks = {task.key: task for shot in plan.shots
+             for take in (*shot.takes, shot.fallback, shot.reduced) if take is not None
+             for task in take.tasks if task.key in todo}  # a deadline's or --draft's too
+    expected = forecast(plan, tasks=tasks.values(),
+                        shots=[s.id for s in report.shots if not s.cached],
+                        lanes=report.lanes or None, embedded=report.embedded)
+    estimate = {"preparation": expected.preparation_seconds,
+                "cluster start": expected.start_seconds,
+                "rendering": expected.rendering_seconds,
+                "assembly": expected.assembly_seconds}
+    return {"seconds": round(sum(actual.values()), 2),
+            "estimate_seconds": round(expected.wall_seconds, 2),
+            "parts": {name: {"seconds": round(actual[name], 2),
+                             "estimate_seconds": round(estimate[name], 2)} for name in actual}}
 
 
 def _nothing_came_out(report) -> str:
@@ -120,6 +154,10 @@ def _print_summary(summary: dict[str, Any], report) -> None:
     for shot in summary["shots"]:
         if shot["status"] == "failed":
             print(f"  {shot['id']} FAILED: {shot.get('error')}", file=sys.stderr)
+    took = summary["time"]
+    print(f"took {took['seconds']:.0f} s, estimated {took['estimate_seconds']:.0f} s (" +
+          ", ".join(f"{name} {part['seconds']:.1f} s, est. {part['estimate_seconds']:.1f} s"
+                    for name, part in took["parts"].items()) + ")")
     if summary.get("version"):
         again = " (unchanged edit: the existing version)" if summary.get("reused") else ""
         print(f"version: {summary['version']}{again}")

@@ -11,7 +11,6 @@ OTIO / CMX 3600 EDL / FCP 7 XML, a contact sheet and a self-contained review pag
 
 from previz.assemble.assemble import (
     JoinReport,
-    assembly_seconds_estimate,
     cut_edit_key,
     cut_from_takes,
     cut_name,
@@ -46,7 +45,6 @@ __all__ = [
     "JoinReport",
     "cut_edit_key",
     "cut_name",
-    "assembly_seconds_estimate",
     "TakeMedia",
     "AssembleOptions",
     "Cut",

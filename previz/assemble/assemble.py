@@ -66,23 +66,12 @@ from previz.media.encode import H264, CodecSettings, encode_take, file_sha256
 from previz.plan.types import RenderPlan, ShotPlan, TakePlan
 
 __all__ = ["cut_from_takes", "join_cut", "JoinReport", "cut_edit_key", "cut_name",
-           "assembly_seconds_estimate", "FORMAT"]
+           "FORMAT"]
 
 FORMAT = "previz-cut/1"
 SOURCE_START = 1001
 _VERSION = re.compile(r"v\d{3,6}")
 _PRESENT = ("rendered", "cached", "draft", "skipped")  # statuses that may come with media
-# Assembling the demo's 558 frames at 1280x720 (join, review copy with burn-ins, contact sheet,
-# cut files, publish) took 14.5 s on 2 busy cores: 26 ms a frame, most of it the review copy's
-# re-encode, which scales with pixels. Estimates err long: a deadline is kept by stopping early.
-_ASSEMBLY_SECONDS_PER_MEGAPIXEL_FRAME = 0.04
-_ASSEMBLY_FIXED_SECONDS = 5.0
-
-
-def assembly_seconds_estimate(plan: RenderPlan) -> float:
-    """How long assembling and publishing this plan's cut may take on the driver's machine."""
-    megapixels = plan.width * plan.height / 1e6
-    return _ASSEMBLY_FIXED_SECONDS + plan.frames * megapixels * _ASSEMBLY_SECONDS_PER_MEGAPIXEL_FRAME
 _REASONS = {"failed": "FAILED", "skipped": "NOT RENDERED", "missing": "MISSING"}
 
 

@@ -306,6 +306,7 @@ class Dispatcher:
                               else 0.0 if embedded else CLUSTER_CAPACITY_WAIT_SECONDS)
         self.embedded = embedded
         self.workers: dict[str, Worker] = {}
+        self.most_workers = 0  # the most at once: the lanes the render had
         self.encoding: dict[str, _Encoding] = {}
         self.extra_options: dict[str, dict[str, Any]] = {}
         self.attempts: list[Attempt] = []
@@ -456,6 +457,7 @@ class Dispatcher:
         self._started_workers += 1
         worker = Worker(id=f"w{self._started_workers:03d}", gpus=gpus)
         self.workers[worker.id] = worker
+        self.most_workers = max(self.most_workers, len(self.workers))
         actions.append(StartWorker(worker.id, gpus))
 
     def _worker_started(self, event: WorkerStarted) -> None:

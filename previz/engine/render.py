@@ -61,6 +61,7 @@ EMBEDDED_START_TRIES = 3
 EMBEDDED_RETRY_PAUSE = (2.0, 6.0)  # seconds (times the try number): apart from the others
 CLUSTER_VIEW_SECONDS = 2.0  # how often the pool is sized against the cluster's resources
 PROGRESS_POLL_SECONDS = 1.0
+STOP_SETTLE_SECONDS = 10.0  # for killed workers' calls in flight to end, when a render stops
 
 
 def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
@@ -94,15 +95,22 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
     dispatcher = Dispatcher(plan, graph, settings, run_id=run_id, embedded=_embedded(address),
                             published_stand_ins=_published_stand_ins(store, plan, settings))
     # 2-3. the cluster, and the work on it
+    to_render = tuple(s.task.key for s in graph.states.values()
+                      if not s.status.is_terminal)
+    cluster_seconds = 0.0
     if not graph.finished():
         if dispatcher.embedded:
             _check_local_capacity(dispatcher)
+        began = time.monotonic()
         with _ray_connection(address):
             run = _RayRun(dispatcher, store, store_uri, settings, display)
+            working = time.monotonic()
             try:
                 run.run()
             finally:
                 run.close()
+                worked = time.monotonic() - working
+        cluster_seconds = time.monotonic() - began - worked
     if display is not None:
         display.update(dispatcher.snapshot, final=True)
     # 4. the report
@@ -112,7 +120,9 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
     return RenderReport(
         run_id=run_id, shots=shot_outcomes(plan, graph, done, wanted),
         attempts=dispatcher.attempts, started=started, finished=time.time(),
-        gaps=dispatcher.gaps, loads=dispatcher.loads, take_status=take_status)
+        gaps=dispatcher.gaps, loads=dispatcher.loads, take_status=take_status,
+        tasks_to_render=to_render, lanes=dispatcher.most_workers,
+        embedded=dispatcher.embedded, cluster_seconds=cluster_seconds)
 
 
 def _published_keys(store, plan: RenderPlan, wanted: set[str], ignore: set[str]) -> set[str]:
@@ -476,14 +486,22 @@ class _RayRun:
                                          timeout=stop.wait_seconds)
                 for ref in ready:
                     self._apply(self.core.handle(self._encoded(ref)))
+        # Workers stop before the store is asked what reached it: one still running could
+        # publish a take (and write its ledger row) after it was counted as cancelled. A kill
+        # is asynchronous: the calls in flight end (with the actor's death) once it is done.
+        in_flight = [*self.rendering, *self.encoding]
+        for worker in list(self.actors):
+            self._stop_worker(worker)
+        if in_flight:
+            with contextlib.suppress(Exception):
+                self.ray.wait(in_flight, num_returns=len(in_flight),
+                              timeout=STOP_SETTLE_SECONDS)
         published = set()
         for key in self.core.unsettled():
             with contextlib.suppress(Exception):
                 if has_take(self.store, self.core.published_key(key)):
                     published.add(key)
         self._apply(self.core.handle(Stopped(stop.reason, time.time(), frozenset(published))))
-        for worker in list(self.actors):
-            self._stop_worker(worker)
         self.encoding.clear()
         if stop.error is not None:
             cause = self.causes.get(stop.cause_key or "")

@@ -91,6 +91,12 @@ class RenderReport:
     gaps: list[float]  # seconds a worker sat idle between two tasks while work was queued
     loads: int
     take_status: dict[str, TaskStatus]  # every take of the plan this render knew of
+    # What the render set out to do, for its estimate (previz.plan.forecast), and what the
+    # cluster cost: starting or connecting to it and leaving it, in seconds.
+    tasks_to_render: tuple[str, ...] = ()
+    lanes: int = 0  # the most workers at once
+    embedded: bool = True
+    cluster_seconds: float = 0.0
 
     @property
     def complete(self) -> bool:

@@ -73,6 +73,9 @@ class GeneratorDeclaration:
     computes_on_gpu: bool = False
     # Its pictures show the shot code and notes (draft cards): they are part of its keys.
     title_in_pixels: bool = False
+    # Its cost grows with denoising steps (an animatic draws each frame once, whatever the
+    # storyboard's `steps:` says: its estimates count one).
+    steps_cost: bool = True
     # The seconds a task will take when its options state them (a rehearsal's own timings):
     # stated_seconds(options, frames, steps) -> seconds, or None to use the catalog's cost.
     stated_seconds: Callable[[dict[str, Any], int, int], float | None] | None = None

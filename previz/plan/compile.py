@@ -445,10 +445,12 @@ def reduced_steps(steps: int) -> int | None:
 
 def _estimate(spec: ModelSpec, frames: int, steps: int, width: int, height: int,
               options: dict[str, Any]) -> float:
-    stated = generator_declaration(spec.generator).stated_seconds
+    declaration = generator_declaration(spec.generator)
+    stated = declaration.stated_seconds
     seconds = stated(options, frames, steps) if stated is not None else None
     if seconds is not None:
         return seconds
+    steps = steps if declaration.steps_cost else 1
     base_w, base_h = spec.default_size or (1280, 720)
     return round(spec.cost_per_frame_step * frames * steps * (width * height) / (base_w * base_h), 3)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from previz.plan.forecast import Forecast
 from previz.plan.types import RenderPlan
 from previz.storyboard.timing import timecode
 
@@ -32,7 +33,7 @@ def format_plan_estimate(plan: RenderPlan) -> str:
     return format_gpu_time(plan.estimate_seconds, _unit(max(t.gpus for t in plan.tasks())))
 
 
-def print_plan(plan: RenderPlan) -> None:
+def print_plan(plan: RenderPlan, forecast: Forecast | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -69,5 +70,8 @@ def print_plan(plan: RenderPlan) -> None:
     # In the units a render's progress counts: calls, and each take's frames at the cut's rate.
     console.print(f"{len(plan.tasks())} generator calls ({take_frames} frames of takes), "
                   f"estimated {format_plan_estimate(plan)}")
+    if forecast is not None:
+        console.print(f"a render with nothing in the store: {forecast.describe()}",
+                      highlight=False)
     for warning in plan.warnings:
         console.print(f"[yellow]note:[/yellow] {warning}", highlight=False)

@@ -185,9 +185,11 @@ def _print_forecast(job: Any, estimate: Any, forecasts: list[Any], gpus_assumed:
 def _late_warning(job: Any, estimate: Any, forecast: Any) -> str:
     need = estimate.gpus_to_fit(forecast.window_seconds)
     if need is None:
+        chain = sum(p.chain_seconds for p in estimate.plans)
+        fixed = sum(p.fixed_seconds for p in estimate.plans)
         fix = ("no number of GPUs fits: the longest chain of dependent shots alone takes "
-               f"{_span(sum(p.chain_seconds for p in estimate.plans))} — start earlier, move the "
-               "deadline or split the long shot chains")
+               f"{_span(chain)}, and starting, loading and assembling {_span(fixed)} — start "
+               "earlier, move the deadline or split the long shot chains")
     else:
         fix = (f"plan for {need} GPUs (check with --gpus {need}), start earlier or lighten the "
                "storyboards")

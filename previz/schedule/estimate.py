@@ -8,11 +8,12 @@ assumes the job renders at the steps and sizes it rendered before, which a recur
 
 A job renders its storyboards one after another, each as fast as the cluster allows:
 
-    storyboard wall time = max(work / GPUs, longest chain of dependent tasks)
+    storyboard wall time = max(work / GPUs, longest chain of dependent tasks) + fixed costs
     job wall time        = sum over its storyboards
     finish               = fire time + job wall time
 
-Work counts every task (CPU tasks such as drafts are tiny and counted as if on a GPU lane, which
+The fixed costs are the plan forecast's (previz.plan.forecast): preparation, connecting to the
+cluster, workers starting and loading their models, assembling the cut. Work counts every task (CPU tasks such as drafts are tiny and counted as if on a GPU lane, which
 errs late); takes already in the store are counted too, so this is the worst case, a full render.
 """
 
@@ -23,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
+
+from previz.plan.forecast import chain_seconds, forecast
 
 __all__ = [
     "LEDGER_DAYS",
@@ -63,9 +66,10 @@ class PlanWork:
     gpu_seconds: float  # of which on GPUs
     chain_seconds: float  # the longest chain of dependent tasks, corrected
     corrected_models: tuple[str, ...] = ()
+    fixed_seconds: float = 0.0  # connecting, loading models, assembling: whatever the GPUs
 
     def wall_seconds(self, gpus: int) -> float:
-        return max(self.seconds / gpus, self.chain_seconds)
+        return max(self.seconds / gpus, self.chain_seconds) + self.fixed_seconds
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class JobEstimate:
 
     def gpus_to_fit(self, window_seconds: float) -> int | None:
         """The fewest GPUs that finish within `window_seconds`; None if no count can."""
-        if window_seconds <= 0 or sum(p.chain_seconds for p in self.plans) > window_seconds:
+        if window_seconds <= 0 or sum(p.chain_seconds + p.fixed_seconds
+                                      for p in self.plans) > window_seconds:
             return None
         low, high = 1, max(1, math.ceil(self.seconds / max(window_seconds, 1e-9))) * 4 + 1
         if _wall(self.plans, high) > window_seconds:
@@ -168,23 +173,15 @@ def plan_work(plan: Any, speeds: Mapping[str, ModelSpeed] | None = None) -> Plan
     speeds = speeds or {}
     tasks = plan.tasks()
     cost: dict[str, float] = {}
-    lane: dict[str, float] = {}
     corrected: set[str] = set()
     for task in tasks:
         speed = speeds.get(task.model)
         if speed is not None:
-            seconds = task.num_frames * speed.seconds_per_frame
+            cost[task.key] = task.num_frames * speed.seconds_per_frame
             corrected.add(task.model)
         else:
-            seconds = float(task.estimate_seconds)
-        cost[task.key] = seconds
-        lane[task.key] = seconds / max(1, task.gpus)
-    final_of_take = {take.key: take.tasks[-1].key for take in plan.takes()}
-    finish: dict[str, float] = {}
-    for task in tasks:  # dependencies come first in plan.tasks()
-        before = task.depends_on
-        before = final_of_take.get(before, before) if before else None
-        finish[task.key] = lane[task.key] + (finish.get(before, 0.0) if before else 0.0)
+            cost[task.key] = float(task.estimate_seconds)
+    fixed = forecast(plan, lanes=1, embedded=False)
     return PlanWork(
         storyboard=str(plan.storyboard),
         project=plan.project,
@@ -193,8 +190,9 @@ def plan_work(plan: Any, speeds: Mapping[str, ModelSpeed] | None = None) -> Plan
         catalog_seconds=sum(float(t.estimate_seconds) for t in tasks),
         seconds=sum(cost.values()),
         gpu_seconds=sum(cost[t.key] for t in tasks if t.gpus > 0),
-        chain_seconds=max(finish.values(), default=0.0),
+        chain_seconds=chain_seconds(plan, cost),
         corrected_models=tuple(sorted(corrected)),
+        fixed_seconds=fixed.wall_seconds - fixed.generation_seconds,
     )
 
 

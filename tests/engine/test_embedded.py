@@ -48,6 +48,13 @@ def test_gpu_shots_on_a_machine_without_gpus_fail_at_once_and_draft_makes_an_ani
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert [s["status"] for s in summary["shots"]] == ["draft"] * 3
+    # what it took beside what the plan's forecast said, part by part
+    took = summary["time"]
+    assert set(took["parts"]) == {"preparation", "cluster start", "rendering", "assembly"}
+    assert took["seconds"] == pytest.approx(sum(p["seconds"] for p in took["parts"].values()),
+                                            abs=0.05)
+    assert all(p["seconds"] > 0 and p["estimate_seconds"] > 0 for p in took["parts"].values())
+    assert took["estimate_seconds"] > took["parts"]["cluster start"]["estimate_seconds"]
     version = store / "TEST" / "SQ010" / summary["version"]
     manifest = json.loads((version / "manifest.json").read_text())
     assert [s["status"] for s in manifest["shots"]] == ["draft"] * 3

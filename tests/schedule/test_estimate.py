@@ -4,7 +4,10 @@ The storyboard (schedule_support.WAN_BOARD) is three shots of Wan 2.1 1.3B at 24
 at the model's 16 fps and native 832x480 with 50 steps. Cut frames 96, 48 and 48 need source
 frames 0..63 and 0..31 (frame i shows floor(i * 16/24 + 1/2)), so 64 and 32, rounded up to Wan's
 4k+1: 65, 33 and 33 generated frames. The catalog's published figure for this model is 261
-GPU-seconds for 81 frames x 50 steps, so a task costs 261 / (81 * 50) * frames * 50 seconds:
+GPU-seconds for 81 frames x 50 steps, so a task costs 261 / (81 * 50) * frames * 50 seconds.
+Whatever the GPUs, a render also costs the fixed parts of the plan forecast: preparation,
+connecting to the cluster, a worker starting and loading the model (30 s by the catalog) and
+assembling the 192-frame cut at 832x480.
 """
 
 import json
@@ -12,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from previz.plan import forecast
 from previz.schedule.estimate import estimate_plans, forecast_fires, plan_work
 from previz.schedule.run import plans_for
 from previz.schedule.spec import load_job
@@ -21,6 +25,9 @@ from .schedule_support import SYNTHETIC_BOARD, job_text, write_job
 SHOT_A = round(261 / (81 * 50) * 65 * 50, 3)  # 209.444 s
 SHOT_B = round(261 / (81 * 50) * 33 * 50, 3)  # 106.333 s
 TOTAL = SHOT_A + 2 * SHOT_B  # 422.11 s
+FIXED = (forecast.PREPARATION_SECONDS + forecast.CONNECT_SECONDS
+         + forecast.WORKER_START_SECONDS + 30.0 + forecast.ASSEMBLY_FIXED_SECONDS
+         + 192 * 832 * 480 / 1e6 * forecast.ASSEMBLY_SECONDS_PER_MEGAPIXEL_FRAME)
 UTC = timezone.utc
 
 
@@ -31,8 +38,9 @@ def test_hand_computation_matches_the_plan(tmp_path):
     assert work.catalog_seconds == pytest.approx(TOTAL)
     assert work.gpu_seconds == pytest.approx(TOTAL)
     assert work.chain_seconds == pytest.approx(SHOT_A)  # no shot waits for another
-    assert work.wall_seconds(1) == pytest.approx(TOTAL)
-    assert work.wall_seconds(4) == pytest.approx(SHOT_A)  # the longest shot bounds it
+    assert work.fixed_seconds == pytest.approx(FIXED)
+    assert work.wall_seconds(1) == pytest.approx(TOTAL + FIXED)
+    assert work.wall_seconds(4) == pytest.approx(SHOT_A + FIXED)  # the longest shot bounds it
 
 
 def test_next_without_a_ledger_uses_the_catalog(previz, tmp_path):
@@ -42,17 +50,17 @@ def test_next_without_a_ledger_uses_the_catalog(previz, tmp_path):
     assert result.code == 0, result.err
     data = json.loads(result.out)
     assert data["gpu_hours"] == pytest.approx(TOTAL / 3600)
-    assert data["wall_seconds"] == pytest.approx(TOTAL)
+    assert data["wall_seconds"] == pytest.approx(TOTAL + FIXED)
     assert data["measured"] == {}
     assert "no renders in the ledger" in data["ledger_note"]
     # Friday 20:00: the next weeknight slots are Monday and Tuesday 19:30.
     first = data["fires"][0]
     assert first["fire"] == "2025-01-13T19:30:00+00:00"
     assert first["deadline"] == "2025-01-14T07:00:00+00:00"
-    finish = datetime(2025, 1, 13, 19, 30, tzinfo=UTC) + timedelta(seconds=TOTAL)
+    finish = datetime(2025, 1, 13, 19, 30, tzinfo=UTC) + timedelta(seconds=TOTAL + FIXED)
     assert datetime.fromisoformat(first["finish"]) == finish
     assert first["fits"] is True
-    assert first["margin_seconds"] == pytest.approx(11.5 * 3600 - TOTAL, abs=1e-3)
+    assert first["margin_seconds"] == pytest.approx(11.5 * 3600 - TOTAL - FIXED, abs=1e-3)
     assert data["fires"][1]["fire"] == "2025-01-14T19:30:00+00:00"
 
 
@@ -84,7 +92,8 @@ def test_measured_speeds_from_the_ledger_correct_the_estimate(previz, tmp_path):
     assert data["gpu_hours"] == pytest.approx(corrected / 3600)
     assert data["measured"] == {"wan2.1-t2v-1.3b": {"seconds_per_frame": 5.0, "attempts": 2}}
     assert data["ledger_note"] is None
-    assert data["fires"][0]["finish"] == "2025-01-13T19:40:55+00:00"  # 19:30 + 655 s
+    finish = datetime(2025, 1, 13, 19, 30, tzinfo=UTC) + timedelta(seconds=corrected + FIXED)
+    assert datetime.fromisoformat(data["fires"][0]["finish"]) == finish
 
     text = previz("jobs", "next", path, "--count", "1", "--from", "2025-01-10T20:00")
     assert "0.18 GPU-hours (catalog estimate 0.12; corrected by this cluster's measured" in (
@@ -93,18 +102,19 @@ def test_measured_speeds_from_the_ledger_correct_the_estimate(previz, tmp_path):
 
 
 def test_warning_when_the_render_will_not_fit(previz, tmp_path):
-    # Starts 06:30, due 06:35: 300 s for 422 s of work on one GPU.
+    # Starts 06:30, due 06:35: 300 s for 422 s of work on one GPU and about 40 s fixed.
     path = write_job(tmp_path, job_text(tmp_path / "r", cron="30 6 * * *", deadline='"06:35"'))
     result = previz("jobs", "next", path, "--gpus", "1", "--count", "1",
                     "--from", "2025-01-10T00:00")
     assert result.code == 0
-    assert "LATE by 2m" in result.out
+    assert f"LATE by {round((TOTAL + FIXED - 300) / 60)}m" in result.out
     assert "WARNING: the Fri 2025-01-10 06:30 GMT run will not fit" in result.err
-    # Two GPUs: max(422.11 / 2, 209.444) = 211.06 s <= 300 s.
+    # Two GPUs: max(422.11 / 2, 209.444) + FIXED = 247 s <= 300 s.
     assert "plan for 2 GPUs (check with --gpus 2)" in result.err
     assert "rendered as drafts" in result.err
     fits = previz("jobs", "next", path, "--gpus", "2", "--count", "1", "--from", "2025-01-10")
-    assert "WARNING" not in fits.err and "fits, 1m to spare" in fits.out
+    assert "WARNING" not in fits.err
+    assert f"fits, {300 - TOTAL / 2 - FIXED:.0f}s to spare" in fits.out
 
 
 def test_no_gpu_count_fits_a_chain_longer_than_the_window(previz, tmp_path):
@@ -122,7 +132,7 @@ def test_deadline_window_follows_daylight_saving(tmp_path):
     autumn, = forecast_fires(job, estimate, datetime(2025, 10, 25, 12, tzinfo=UTC), 1)
     assert spring.window_seconds == 10.5 * 3600  # the night loses an hour
     assert autumn.window_seconds == 12.5 * 3600  # and gains one in October
-    assert spring.margin_seconds == pytest.approx(10.5 * 3600 - TOTAL, abs=1e-3)
+    assert spring.margin_seconds == pytest.approx(10.5 * 3600 - TOTAL - FIXED, abs=1e-3)
 
 
 def test_continued_shots_form_a_chain(tmp_path):
