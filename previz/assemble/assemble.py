@@ -569,7 +569,7 @@ def _cut_shot(shot: _Shot) -> CutShot:
         final_steps=plan.selected_take.final_task.steps, prompt=task.prompt,
         prompt_template=task.shot_prompt or plan.prompt,
         notes=plan.notes, error=shot.error if shot.placeholder else None,
-        placeholder=shot.placeholder,
+        placeholder=shot.placeholder, fade_out=plan.fade_out,
     )
 
 

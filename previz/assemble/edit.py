@@ -9,7 +9,8 @@ Conventions (DESIGN §5):
 - A dissolve of d frames into shot B covers cut frames [B.record_in, B.record_in + d): the last
   d frames of the outgoing shot A under the first d frames of B. A fade from black of d frames
   covers B's first d frames over black. In either, frame k (0-based) of the transition shows B
-  at opacity (k + 1/2) / d: never a pure frame, symmetric about the middle.
+  at opacity (k + 1/2) / d: never a pure frame, symmetric about the middle. A fade out of d
+  frames is the mirror: frame k of A's last d frames shows A at (d - k - 1/2) / d over black.
 - A cut frame that shows one frame of one shot at full opacity is *pure*; a run of pure frames
   of one shot can be stream-copied from its first keyframe on. Everything else — transitions,
   and the frames between a transition and the next keyframe — is encoded again.
@@ -106,6 +107,13 @@ def check_plan_timing(plan: RenderPlan) -> None:
         if shot.transition.frames > shot.frames:
             problems.append(f"{shot.id}: its {shot.transition.frames}-frame "
                             f"{shot.transition.type} is longer than the shot ({shot.frames})")
+        if shot.fade_out and shot.transition.frames + shot.fade_out > shot.frames:
+            problems.append(f"{shot.id}: its {shot.transition.type} in and "
+                            f"{shot.fade_out}-frame fade out overlap ({shot.frames} frames)")
+        if shot.fade_out and index + 1 < len(plan.shots) \
+                and plan.shots[index + 1].transition.type == "dissolve":
+            problems.append(f"{plan.shots[index + 1].id}: dissolves from {shot.id}, which "
+                            "fades to black")
         if index and overlap > plan.shots[index - 1].frames:
             problems.append(f"{shot.id}: its {overlap}-frame dissolve is longer than "
                             f"{plan.shots[index - 1].id}")
@@ -129,11 +137,17 @@ def check_plan_timing(plan: RenderPlan) -> None:
 
 
 def transition_alpha(shot: ShotPlan, frame: int) -> Fraction:
-    """Opacity of the shot's `frame` over what is below it (1 outside its transition in)."""
+    """Opacity of the shot's `frame` over what is below it: 1 outside its transition in and its
+    fade out. A fade out of d frames mirrors a fade in: its frame k shows the shot at
+    (d - k - 1/2) / d over black."""
+    alpha = Fraction(1)
     length = shot.transition.frames
-    if shot.transition.type == "cut" or frame >= length:
-        return Fraction(1)
-    return Fraction(2 * frame + 1, 2 * length)
+    if shot.transition.type != "cut" and frame < length:
+        alpha = Fraction(2 * frame + 1, 2 * length)
+    fading = frame - (shot.frames - shot.fade_out)
+    if shot.fade_out and fading >= 0:
+        alpha *= Fraction(2 * (shot.fade_out - fading) - 1, 2 * shot.fade_out)
+    return alpha
 
 
 def frame_layers(plan: RenderPlan) -> list[tuple[Layer, ...]]:

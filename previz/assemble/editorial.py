@@ -8,7 +8,9 @@ One OpenTimelineIO timeline is built from the cut, and every file is written fro
   timecode at 01:00:00:00 (the timeline's global start time);
 - transitions are placed the way CMX 3600 places them: the edit point is where the dissolve
   *starts*, the outgoing clip runs on in its handle (in_offset 0, out_offset = length); a fade
-  from black is a transition from nothing (a zero-length gap in the middle of the sequence);
+  from black is a transition from nothing (a zero-length gap in the middle of the sequence), a
+  fade to black one into a gap of black as long as the fade, the shot's last frames in its
+  handle;
 - each clip's metadata["previz"] carries the prompt, seed, model, take key and status; notes are
   markers on the clip's first frame.
 
@@ -16,8 +18,10 @@ The EDL is written here rather than by the OTIO CMX adapter, which writes record
 00:00:00:00, misplaces a fade from black in the middle of a sequence and cannot read back the
 fade in at the head it writes. Ours is Avid style (`FCM: NON-DROP FRAME`, 8-character reels,
 `* FROM CLIP NAME:` comments) and reads back with the OTIO adapter to the same clips and media
-(each event names the file of the clip it brings in, `* FROM CLIP:`); a head fade is preceded by
-a zero-length BL event so that reader accepts it.
+(each event names the file of the clip it brings in, `* FROM CLIP:`). A fade in at the head is
+the standard pair (`001 BL C` then `001 … D 012`), which that reader refuses ("transitions can't
+be at the very beginning of a track"): `read_cut_file` reads it with a zero-length black event
+before it, the file keeps the standard form.
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def build_timeline(*, name: str, shots: Sequence[CutShot], fps: Fraction, frames
         following = shots[position + 1] if position + 1 < len(shots) else None
         visible = (following.record_in - shot.record_in
                    if following is not None and following.transition == "dissolve"
-                   else shot.frames)
+                   else shot.frames - shot.fade_out)
         if shot.transition in ("dissolve", "fade_from_black"):
             if shot.transition == "fade_from_black" and position > 0:
                 track.append(otio.schema.Gap(source_range=_range(0, 0, rate)))
@@ -83,6 +87,14 @@ def build_timeline(*, name: str, shots: Sequence[CutShot], fps: Fraction, frames
                 color=otio.schema.MarkerColor.RED, comment=shot.notes,
                 metadata={"previz": {"note": shot.notes, "shot": shot.id}}))
         track.append(clip)
+        if shot.fade_out:
+            track.append(otio.schema.Transition(
+                name=f"fade_to_black from {shot.media}",
+                transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+                in_offset=_rt(0, rate), out_offset=_rt(shot.fade_out, rate),
+                metadata={"previz": {"type": "fade_to_black", "frames": shot.fade_out},
+                          "fcp_xml": {"alignment": "end-black"}}))
+            track.append(otio.schema.Gap(source_range=_range(0, shot.fade_out, rate)))
     if audio is not None:
         audio_name, audio_frames = audio
         sound = otio.schema.Track(name="A1", kind=otio.schema.TrackKind.Audio)
@@ -106,6 +118,7 @@ def _clip_metadata(shot: CutShot) -> dict[str, Any]:
         "error": shot.error, "record_in": shot.record_in, "record_out": shot.record_out,
         "frames": shot.frames, "transition": {"type": shot.transition,
                                               "frames": shot.transition_frames},
+        "fade_out": shot.fade_out,
     }
 
 
@@ -115,6 +128,9 @@ def write_otio(timeline: otio.schema.Timeline, path: Path) -> Path:
 
 
 def write_fcp_xml(timeline: otio.schema.Timeline, path: Path) -> Path:
+    # A fade to black is an `end-black` transition item after its clip, and the black after it
+    # only the next clip's later start (FCP 7 XML has no gaps). OpenTimelineIO's own FCP XML
+    # reader does not see that black and places later clips early; the file is right.
     otio.adapters.write_to_file(timeline, str(path), adapter_name="fcp_xml")
     return path
 
@@ -165,6 +181,17 @@ def edl_text(timeline: otio.schema.Timeline) -> str:
             continue
         if isinstance(item, otio.schema.Gap):
             length = round(item.source_range.duration.value)
+            if pending is not None and previous is not None and length:
+                # a fade to black: the clip before dissolves into black as long as the gap
+                number += 1
+                out.extend([
+                    _line(number, _reel(previous[0]), "C", previous[1], previous[1], record,
+                          record, fps),
+                    _line(number, "BL", f"D {length:03d}", 0, length, record, record + length,
+                          fps),
+                    f"* FROM CLIP NAME:  {previous[0]}",
+                    "* TO CLIP NAME:  BLACK"])
+                pending = None
             record += length
             after_gap = True
             continue
@@ -177,9 +204,6 @@ def edl_text(timeline: otio.schema.Timeline) -> str:
         if pending is not None:
             frames = round(pending.out_offset.value)
             fade = previous is None or after_gap
-            if previous is None:  # a head fade: the OTIO reader needs an event before it
-                out.append(_line(number, "BL", "C", 0, 0, record, record, fps))
-                number += 1
             if fade:
                 lines = [_line(number, "BL", "C", 0, 0, record, record, fps)]
             else:
@@ -231,7 +255,12 @@ def read_cut_file(path: Path, fps: Fraction) -> otio.schema.Timeline:
     """Read an .otio, .edl or .xml of a cut back with OpenTimelineIO."""
     suffix = Path(path).suffix.lower()
     if suffix == ".edl":
-        return otio.adapters.read_from_file(str(path), adapter_name="cmx_3600",
-                                            rate=float(fps))
+        text = Path(path).read_text(encoding="utf-8")
+        head = re.search(r"^(\d{3})  BL +V +C +(\S+) \S+ (\S+) \S+\n\1 .* D \d{3} ", text,
+                         re.M)
+        if head and head.start() == text.find(head.group(1) + "  "):  # the first event
+            black = f"000  BL       V     C        {head[2]} {head[2]} {head[3]} {head[3]}\n"
+            text = text[:head.start()] + black + text[head.start():]
+        return otio.adapters.read_from_string(text, adapter_name="cmx_3600", rate=float(fps))
     adapter = {".otio": "otio_json", ".xml": "fcp_xml"}[suffix]
     return otio.adapters.read_from_file(str(path), adapter_name=adapter)

@@ -178,6 +178,7 @@ def review_html(*, title: str, project: str, sequence: str, version: str, fps: F
             f'<div class="mono">{_e(tc_in)}<br>{_e(tc_out)}</div></td>'
             f'<td>{shot.frames}f<br>{float(shot.frames / fps):.2f}s'
             f'{"<br>" + _e(shot.transition) + " " + str(shot.transition_frames) + "f" if shot.transition != "cut" else ""}'
+            f'{"<br>fade_to_black " + str(shot.fade_out) + "f" if shot.fade_out else ""}'
             f'</td>'
             f'<td><div class="prompt">{_e(shot.prompt)}</div>{extra}</td>'
             f'<td>{_e(shot.model)}<br><span class="mono">seed {_e(shot.seed)}</span>{steps}</td>'

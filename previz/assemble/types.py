@@ -105,6 +105,7 @@ class CutShot:
     notes: str | None
     error: str | None
     placeholder: bool
+    fade_out: int = 0  # last frames fading to black
 
     @property
     def draft(self) -> bool:

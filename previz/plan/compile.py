@@ -383,7 +383,9 @@ class _Compiler:
             shots.append(ShotPlan(
                 id=shot.id, index=item.index, frames=item.frames,
                 seconds=float(item.frames / self.fps), record_in=record_in,
-                record_out=record_out, transition=transition, model=item.spec.name,
+                record_out=record_out, transition=transition,
+                fade_out=frames_of(shot.fade_out, self.fps) if shot.fade_out else 0,
+                model=item.spec.name,
                 generator=item.spec.generator, prompt=shot.prompt, continues=shot.continues,
                 select=shot.select, takes=tuple(shot_takes), fallback=fallback,
                 reduced=reduced[shot.id], notes=shot.notes,
@@ -410,7 +412,8 @@ class _Compiler:
             "kind": "edit", "key_version": KEY_VERSION, "fps": str(self.fps),
             "size": [width, height], "audio": audio.sha256 if audio else None,
             "shots": [[s.id, s.selected_take.key, s.record_in, s.record_out,
-                       s.transition.model_dump(), [t.key for t in s.takes]] for s in shots],
+                       s.transition.model_dump(), [t.key for t in s.takes],
+                       *([{"fade_out": s.fade_out}] if s.fade_out else [])] for s in shots],
         })
         return RenderPlan(
             storyboard=self.board.source, project=self.board.project,

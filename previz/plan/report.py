@@ -48,8 +48,10 @@ def print_plan(plan: RenderPlan, forecast: Forecast | None = None) -> None:
         f"{plan.width}x{plan.height}",
         title_justify="left",
     )
-    for column in ("shot", "frames", "record in", "record out", "in", "model", "size",
-                   "model frames", "takes", "est."):
+    fades_out = any(shot.fade_out for shot in plan.shots)
+    for column in ("shot", "frames", "record in", "record out", "in", *(("out",) if fades_out
+                                                                       else ()),
+                   "model", "size", "model frames", "takes", "est."):
         table.add_column(column, no_wrap=True,
                          justify="right" if column in ("frames", "takes", "est.") else "left")
     for shot in plan.shots:
@@ -58,9 +60,10 @@ def print_plan(plan: RenderPlan, forecast: Forecast | None = None) -> None:
         transition = "" if shot.transition.type == "cut" else (
             f"{shot.transition.type} {shot.transition.frames}f")
         segments = "+".join(str(t.num_frames) for t in take.tasks)
+        out = [f"fade_to_black {shot.fade_out}f" if shot.fade_out else ""] if fades_out else []
         table.add_row(
             shot.id, str(shot.frames), timecode(start + shot.record_in, fps),
-            timecode(start + shot.record_out, fps), transition, shot.model,
+            timecode(start + shot.record_out, fps), transition, *out, shot.model,
             f"{task.width}x{task.height}", f"{segments} @ {task.fps:g}",
             f"{shot.select}/{len(shot.takes)}",
             format_gpu_time(shot.estimate_seconds, _unit(task.gpus)),
@@ -72,6 +75,6 @@ def print_plan(plan: RenderPlan, forecast: Forecast | None = None) -> None:
                   f"estimated {format_plan_estimate(plan)}")
     if forecast is not None:
         console.print(f"a render with nothing in the store: {forecast.describe()}",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     for warning in plan.warnings:
         console.print(f"[yellow]note:[/yellow] {warning}", highlight=False)

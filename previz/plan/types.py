@@ -144,6 +144,7 @@ class ShotPlan(_Frozen):
     record_in: int = Field(description="first cut frame (0-based) where this shot is seen")
     record_out: int = Field(description="one past the last cut frame of this shot")
     transition: TransitionSpec = Field(default_factory=TransitionSpec)
+    fade_out: int = Field(default=0, description="last frames fading to black (0: none)")
     model: str
     generator: str
     prompt: str

@@ -154,6 +154,7 @@ def _check_shots(board: Storyboard) -> Iterator[Issue]:
                     "from another shot's last frame, not both"
                 )
         yield from _check_transition(board, index, frames)
+        yield from _check_fade_out(board, index, frames)
     yield from _check_cycles(board, first_index)
 
 
@@ -192,6 +193,28 @@ def _check_transition(board: Storyboard, index: int, frames: list[int]) -> Itera
             f"{where}.duration: a {length}-frame fade is longer than {shot.id} "
             f"({frames[index]} frames) — shorten it"
         )
+
+
+def _check_fade_out(board: Storyboard, index: int, frames: list[int]) -> Iterator[Issue]:
+    shot = board.shots[index]
+    if shot.fade_out is None:
+        return
+    where = f"shots[{index}].fade_out"
+    length = frames_of(shot.fade_out, board.fps_fraction)
+    following = board.shots[index + 1] if index + 1 < len(board.shots) else None
+    if following is not None and following.transition.type == "dissolve":
+        yield ("shots", index, "fade_out"), (
+            f"{where}: {following.id} dissolves from {shot.id}, which fades to black — remove "
+            f"fade_out, or bring {following.id} in with fade_from_black or a cut")
+        return
+    coming_in = (frames_of(shot.transition.duration, board.fps_fraction)
+                 if shot.transition.duration else 0)
+    if length + coming_in > frames[index]:
+        fades = (f"its {shot.transition.type} in ({coming_in}f) and fade out ({length}f)"
+                 if coming_in else f"a {length}-frame fade out")
+        yield ("shots", index, "fade_out"), (
+            f"{where}: {shot.id} is {frames[index]} frames, shorter than {fades} — shorten "
+            "the fade or lengthen the shot")
 
 
 def _check_cycles(board: Storyboard, index_of: dict[str, int]) -> Iterator[Issue]:

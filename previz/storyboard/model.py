@@ -308,6 +308,9 @@ class Shot(Settings):
     takes: Annotated[int, Field(ge=1, le=MAX_TAKES)] = 1
     select: Annotated[int, Field(ge=1)] = Field(default=1, description="which take goes in the cut")
     transition: Transition = Field(default_factory=Transition)
+    fade_out: Duration | None = Field(
+        default=None, description="12f or 0.5s: the shot's last frames fade to black (on the "
+        "last shot, the cut's tail fade)")
     notes: str | None = None
 
     @field_validator("camera", mode="before", json_schema_input_type=Camera | CameraMove)

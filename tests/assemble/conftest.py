@@ -22,7 +22,8 @@ def make_plan(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "
               notes: dict[int, str] | None = None, audio: Path | None = None,
               name: str = "board.yaml", locations: dict[str, str] | None = None) -> RenderPlan:
     """A plan from a storyboard of draft shots: (frames, transition) per shot, where transition
-    is None (a cut), 'dissolve 12' or 'fade 6'."""
+    is None (a cut), 'dissolve 12' or 'fade 6' (from black), and may add 'out 8' (the shot's
+    last 8 frames fade to black): 'dissolve 12, out 8', 'out 8'."""
     prompts, notes = prompts or {}, notes or {}
     lines = ["previz: 1", "project: TESTPROJ", "sequence: SQ010", f"fps: {fps}",
              f"resolution: {size[0]}x{size[1]}", "defaults:", "  model: draft", "  seed: 7"]
@@ -38,8 +39,13 @@ def make_plan(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "
                   f"    prompt: {_yaml_string(prompt)}"]
         if index in notes:
             lines.append(f"    notes: {_yaml_string(notes[index])}")
-        if transition:
-            kind, length = transition.split()
+        for part in (transition or "").split(","):
+            if not part.strip():
+                continue
+            kind, length = part.split()
+            if kind == "out":
+                lines.append(f"    fade_out: {length}f")
+                continue
             kind = {"fade": "fade_from_black"}.get(kind, kind)
             lines.append(f"    transition: {{type: {kind}, duration: {length}f}}")
     path = folder / name

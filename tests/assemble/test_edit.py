@@ -47,6 +47,25 @@ def test_every_cut_frame_has_its_layers(plan_factory):
     assert layers[start + 4][1].alpha + layers[start + 5][1].alpha == 1
 
 
+def test_a_fade_out_mirrors_a_fade_in(plan_factory):
+    plan = plan_factory([(30, "out 6"), (20, "fade 4, out 4")])
+    assert [s.fade_out for s in plan.shots] == [6, 4]
+    layers = frame_layers(plan)
+    # the last 6 frames of the first shot over black, opacity (6 - k - 1/2) / 6
+    assert [stack[0].alpha for stack in layers[24:30]] == [Fraction(11 - 2 * k, 12)
+                                                           for k in range(6)]
+    assert all(len(stack) == 1 and stack[0].shot == 0 for stack in layers[24:30])
+    assert layers[23][0].opaque
+    # in and out on one shot: up from black, held, down to black
+    second = [stack[0].alpha for stack in layers[30:]]
+    assert second[:4] == [Fraction(2 * k + 1, 8) for k in range(4)]
+    assert second[4:16] == [1] * 12
+    assert second[16:] == [Fraction(7 - 2 * k, 8) for k in range(4)]
+    # the fades are encoded, the held frames between them copied from the keyframe on
+    pieces = plan_pieces(layers, [gop_keyframes(30), gop_keyframes(20)], [True, True])
+    assert pieces == [CopyPiece(0, 0, 24, 0), RenderPiece(24, tuple(layers[24:50]))]
+
+
 def test_cuts_only_copy_every_take_whole(plan_factory):
     plan = plan_factory([(30, None), (17, None), (41, None)])
     layers = frame_layers(plan)

@@ -47,8 +47,8 @@ def expected_clips(plan, cut) -> list[tuple[str, int, int, int]]:
 
 
 def shown_clips(timeline: otio.schema.Timeline) -> list[otio.schema.Clip]:
-    """The clips that last at least a frame (an EDL's head fade starts from a zero-length black
-    event, which the reader turns into a zero-length clip)."""
+    """The clips that last at least a frame (an EDL's head fade is read with a zero-length black
+    event before it, which the reader turns into a zero-length clip)."""
     return [c for c in timeline.find_clips() if round(c.source_range.duration.value) > 0]
 
 
@@ -167,6 +167,12 @@ def test_edl_is_cmx3600_with_record_timecode_from_one_hour(edited):
     assert events[0].group(6) == RECORD_START
     assert events[-1].group(7) == nominal_timecode(start + plan.frames, fps)
     assert all(len(e.group(2)) <= 8 for e in events)  # reel names
+    # the head fade is the standard pair, event 001: from black to the first clip, nothing
+    # before it (no zero-length black event of its own)
+    assert [(e.group(1), e.group(2), e.group(3)) for e in events[:3]] == [
+        ("001", "BL", "C"), ("001", cut.shots[0].media.split("_")[0] + "T1",
+                             f"D {plan.shots[0].transition.frames:03d}"),
+        ("002", cut.shots[1].media.replace("_", "").replace(".mp4", "").upper()[:8], "C")]
     # every shot's event records in at its plan frame, from the source's frame 1001
     for shot, media in zip(plan.shots, (s.media for s in cut.shots), strict=True):
         event = next(i for i, line in enumerate(lines)
@@ -178,3 +184,39 @@ def test_edl_is_cmx3600_with_record_timecode_from_one_hour(edited):
         assert match.group(4) == nominal_timecode(SOURCE_START, fps), media
         assert match.group(3) == ("C" if shot.transition.type == "cut"
                                   else f"D {shot.transition.frames:03d}")
+
+
+def test_fades_to_black_in_every_cut_file(tmp_path):
+    """A dip to black in the middle (SH0020 fades out, SH0030 fades in) and a tail fade."""
+    plan, _, cut = build_cut(tmp_path, [(30, "fade 6"), (40, "dissolve 8, out 4"),
+                                        (25, "fade 6"), (24, "out 6")], review=False)
+    fps = plan.fps_fraction
+    expected = [(s.media, p.record_in, SOURCE_START, p.frames - p.fade_out)
+                for s, p in zip(cut.shots, plan.shots, strict=True)]
+    expected[0] = (*expected[0][:3], plan.shots[1].record_in)  # up to the dissolve's start
+    # .otio: each fade to black a transition into black as long as the fade
+    timeline = read_cut_file(cut.otio, fps)
+    assert timeline_clips(timeline) == expected
+    outs = [(item.metadata["previz"]["type"], round(item.out_offset.value))
+            for item in video_track(timeline) if isinstance(item, otio.schema.Transition)
+            and item.metadata["previz"]["type"] == "fade_to_black"]
+    assert outs == [("fade_to_black", 4), ("fade_to_black", 6)]
+    # .edl: a dissolve from the clip to BL, read back as the clip, then black
+    edl = read_cut_file(cut.edl, fps)
+    media = [c for c in timeline_clips(edl) if c[0] != "BLACK"]
+    assert media == expected
+    black = [(c[1], c[3]) for c in timeline_clips(edl) if c[0] == "BLACK"]
+    assert black == [(plan.shots[1].record_out - 4, 4), (plan.frames - 6, 6)]
+    start = 3600 * round(fps)
+    assert (f"BL       V     D 004    00:00:00:00 00:00:00:04 "
+            f"{nominal_timecode(start + plan.shots[1].record_out - 4, fps)} "
+            f"{nominal_timecode(start + plan.shots[1].record_out, fps)}") in cut.edl.read_text()
+    # .xml: the fade an end-black transition item; every clip ends where the plan says (read
+    # from the file: OpenTimelineIO's reader places clips after a fade to black early)
+    text = cut.xml.read_text()
+    ends = {m[1]: int(m[2]) for m in re.finditer(
+        r"<clipitem[^>]*>.*?<name>([^<]*)</name>.*?<end>(-?\d+)</end>", text, re.S)}
+    assert ends == {s.media: p.record_in + p.frames - p.fade_out - (
+        p.frames - (plan.shots[1].record_in - p.record_in) if i == 0 else 0)
+        for i, (s, p) in enumerate(zip(cut.shots, plan.shots, strict=True))}
+    assert text.count("<alignment>end-black</alignment>") == 2

@@ -80,15 +80,16 @@ def test_cuts_join_by_stream_copy_frame_exact(plan_factory, tmp_path, fps):
 def test_dissolves_and_fades_blend_and_re_encode_only_what_they_touch(plan_factory, tmp_path,
                                                                       fps):
     plan = plan_factory([(40, "fade 8"), (60, None), (50, "dissolve 12"), (30, None),
-                         (45, "dissolve 6")], fps=fps)
+                         (45, "dissolve 6, out 9")], fps=fps)
     takes = write_takes(plan, tmp_path / "takes")
     out = tmp_path / "cut.mp4"
     report = join_cut(plan, [t.path for t in takes.values()], out, scratch=tmp_path / "scratch")
     decoded = decode(out)
     assert decoded["rate"] == plan.fps_fraction and decoded["timecode"] == "01:00:00:00"
     check_frames(plan, decoded)
-    # fade: 8 frames + 16 up to the keyframe at 24; dissolve 12: 12 + 12; dissolve 6: 6 + 18
-    assert report.encoded_frames == 24 + 24 + 24
+    # fade: 8 frames + 16 up to the keyframe at 24; dissolve 12: 12 + 12; dissolve 6: 6 + 18;
+    # the tail's fade to black: its last 9 frames
+    assert report.encoded_frames == 24 + 24 + 24 + 9
     assert report.copied_frames == plan.frames - report.encoded_frames
     # a cut does not blend: the frames either side of it are pure frames of their takes
     cut_at = plan.shots[1].record_in

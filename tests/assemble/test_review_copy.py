@@ -34,8 +34,8 @@ FLAG_BAND = (0.0, 0.025, 0.6, 0.09)  # beside the shot label, below a placeholde
 @pytest.mark.parametrize(("fps", "slate_seconds"), [("23.976", 2.0), ("24", 1.0), ("25", 1.0),
                                                     ("29.97", 0.0), ("30", 2.0)])
 def test_review_copy_is_the_slate_then_every_cut_frame(tmp_path, fps, slate_seconds):
-    plan, _, cut = build_cut(tmp_path, [(30, None), (20, "dissolve 6"), (25, None)], fps=fps,
-                             slate_seconds=slate_seconds)
+    plan, _, cut = build_cut(tmp_path, [(30, None), (20, "dissolve 6"), (25, "out 5")],
+                             fps=fps, slate_seconds=slate_seconds)
     rate = plan.fps_fraction
     edit, review = decode(cut.media), decode(cut.review)
     slate = round(Fraction(slate_seconds) * rate)
@@ -48,7 +48,11 @@ def test_review_copy_is_the_slate_then_every_cut_frame(tmp_path, fps, slate_seco
     assert len(review["images"]) == slate + plan.frames
     assert review["rate"] == rate and review["size"] == (plan.width, plan.height)
     assert review["timecode"] == nominal_timecode(record_start_frame(rate) - slate, rate)
-    for number in range(0, plan.frames, 7):  # the picture is the cut's, frame for frame
+    # the tail fades to black (in the cut and so in the review copy), and the page says so
+    assert edit["images"][-1].mean() < edit["images"][-6].mean() / 4
+    assert "fade_to_black 5f" in cut.review_page.read_text()
+    # the picture is the cut's, frame for frame
+    for number in [*range(0, plan.frames, 7), plan.frames - 1]:
         assert mean_abs_diff(region(review["images"][slate + number], CENTRE),
                              region(edit["images"][number], CENTRE)) < 2, number
     if slate:

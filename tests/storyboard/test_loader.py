@@ -125,6 +125,21 @@ def test_dissolve_into_first_shot(write_board):
     assert "nothing to dissolve from" in only_problem(write_board(text))
 
 
+@pytest.mark.parametrize("first,second,expect", [
+    ("    fade_out: 5s\n", "", "shots[0].fade_out: SH0010 is 96 frames, shorter than a 120-frame "
+                             "fade out"),
+    ("", "    transition: {type: fade_from_black, duration: 40f}\n    fade_out: 40f\n",
+     "shots[1].fade_out: SH0020 is 72 frames, shorter than its fade_from_black in (40f) and "
+     "fade out (40f)"),
+    ("    fade_out: 12f\n", "    transition: {type: dissolve, duration: 8f}\n",
+     "shots[0].fade_out: SH0020 dissolves from SH0010, which fades to black"),
+])
+def test_a_fade_out_that_cannot_be(write_board, first, second, expect):
+    text = BASE.replace("    duration: 4s\n", "    duration: 4s\n" + first).replace(
+        "    duration: 3s\n", "    duration: 3s\n" + second)
+    assert expect in only_problem(write_board(text))
+
+
 def test_missing_file(write_board):
     message = only_problem(write_board(BASE.replace("refs/keeper.png", "refs/keepr.png")))
     assert "characters.KEEPER.reference[0]: 'refs/keepr.png' does not exist" in message
