@@ -1,7 +1,7 @@
 """Benchmark: what an edit costs, against a baseline revision in the same run. Prints ratios.
 
     python benchmarks/iteration.py [--baseline REV] [--storyboard storyboards/demo.yaml]
-                                   [--running-cluster]
+                                   [--running-cluster] [--versions N]
 
 For this tree and for the baseline (checked out into a temporary git worktree), each in a store
 of its own: render the storyboard once (not measured), then
@@ -9,7 +9,9 @@ of its own: render the storyboard once (not measured), then
 2. change the first shot's prompt and render (one shot re-renders);
 3. lengthen the second shot by half a second and render (that shot re-renders, every later
    shot moves in the cut);
-each timed as the whole `previz render` process minus what the re-rendered shots spent
+and with --versions N, more one-prompt edits (a shot further on each time) up to version N,
+measuring the last; each timed as the whole `previz render` process minus what the re-rendered
+shots spent
 rendering (their ledger rows), and the bytes each new version adds to the store (hard links
 counted once). Storyboards are rendered with every shot on the draft model (CPU only), so any
 storyboard can be measured on this machine.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import shutil
@@ -41,7 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def draft_copy(storyboard: Path, folder: Path) -> Path:
-    """The storyboard beside its files, every shot on the draft model."""
+    """The storyboard beside its files, every shot on the draft model (and without fade_out,
+    which a baseline revision from before it would refuse)."""
     shutil.copytree(storyboard.parent, folder, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("*.yaml", "renders"))
     board = yaml.safe_load(storyboard.read_text())
@@ -50,6 +54,7 @@ def draft_copy(storyboard: Path, folder: Path) -> Path:
     for shot in board["shots"]:
         shot.pop("model", None)
         shot.pop("options", None)
+        shot.pop("fade_out", None)
     path = folder / storyboard.name
     path.write_text(yaml.safe_dump(board, sort_keys=False))
     return path
@@ -90,8 +95,8 @@ def render_seconds(store: Path, run_id: str) -> float:
     return sum((r["finished_at"] - r["started_at"]).total_seconds() for r in rows)
 
 
-def measure(tree: Path, storyboard: Path, work: Path,
-            address: str | None) -> dict[str, tuple[float, int, str]]:
+def measure(tree: Path, storyboard: Path, work: Path, address: str | None,
+            versions: int = 0) -> dict[str, tuple[float, int, str]]:
     """{case: (overhead seconds, bytes added, version)}"""
     board = draft_copy(storyboard, work / "board")
     store = work / "store"
@@ -109,12 +114,23 @@ def measure(tree: Path, storyboard: Path, work: Path,
             {**document["shots"][1], "duration": f"{_seconds(document['shots'][1]) + 0.5}s"},
             *document["shots"][2:]]},
     }
+    # more one-prompt edits, each on the last one's storyboard, up to version `versions`
+    extra = []
+    latest = edits["one duration"]
+    for number in range(len(edits) + 1, versions + 1):  # v001 to v003 are made by then
+        shots = copy.deepcopy(latest["shots"])
+        shots[number % len(shots)]["prompt"] += f", version {number}"
+        latest = {**latest, "shots": shots}
+        edits[f"version {number}"] = latest
+        extra.append(f"version {number}")
     for case, edited in edits.items():
         board.write_text(yaml.safe_dump(edited, sort_keys=False))
         before = store_bytes(store)
         wall, summary = render(tree, board, store, address)
         results[case] = (wall - render_seconds(store, summary["run_id"]),
                          store_bytes(store) - before, summary["version"])
+    for case in extra[:-1]:  # of the extra versions, the last is reported
+        del results[case]
     return results
 
 
@@ -155,6 +171,8 @@ def main() -> None:
     parser.add_argument("--storyboard", default=str(ROOT / "storyboards" / "demo.yaml"))
     parser.add_argument("--running-cluster", action="store_true",
                         help="render against one local Ray cluster started first")
+    parser.add_argument("--versions", type=int, default=0, metavar="N",
+                        help="go on with one-prompt edits up to version N and report the last")
     args = parser.parse_args()
     storyboard = Path(args.storyboard).resolve()
     with tempfile.TemporaryDirectory(prefix="previz-iteration-") as scratch:
@@ -167,7 +185,8 @@ def main() -> None:
         try:
             with contextlib.ExitStack() as stack:
                 address = stack.enter_context(local_cluster()) if args.running_cluster else None
-                figures = {name: measure(tree, storyboard, Path(scratch) / name, address)
+                figures = {name: measure(tree, storyboard, Path(scratch) / name, address,
+                                         args.versions)
                            for name, tree in trees.items()}
         finally:
             if args.baseline:

@@ -49,7 +49,7 @@ from previz.assemble.edit import (
     plan_pieces,
     timecode_frames,
 )
-from previz.assemble.ffmpeg import AUDIO_RATE, iter_rgb
+from previz.assemble.ffmpeg import audio_samples, iter_rgb
 from previz.assemble.join import check_joined, join_pieces, render_pieces
 from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
 from previz.assemble.pieces import PieceCache
@@ -379,11 +379,8 @@ def _stage_audio(plan: RenderPlan, folder: Path, name: str,
         else ".audio"
     target = folder / f"{name}_audio{suffix}"
     _link_or_copy(source, target, options.link_media)
-    return target, 0, _samples(plan.frames, plan.fps_fraction)
+    return target, 0, audio_samples(plan.frames, plan.fps_fraction)
 
-
-def _samples(frames: int, fps: Fraction) -> int:
-    return round(Fraction(frames) * AUDIO_RATE / fps)
 
 
 # -- 4. the picture ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from previz.assemble.types import AssembleError
 from previz.media.encode import ffmpeg_exe, pipe_rgb_frames
 
 __all__ = ["run_ffmpeg", "decode_range", "iter_rgb", "concat_list", "AUDIO_RATE",
-           "audio_filter"]
+           "audio_filter", "audio_samples"]
 
 AUDIO_RATE = 48000
 _TO_RGB = "scale=in_color_matrix=bt709:in_range=tv:flags=bicubic"
@@ -79,6 +79,11 @@ def concat_list(entries: Sequence[tuple[Path, int | None, int | None]], fps: Fra
         if stop is not None:
             lines.append(f"outpoint {_microseconds(stop / fps, up=False)}")
     return "\n".join(lines) + "\n"
+
+
+def audio_samples(frames: int, fps: Fraction) -> int:
+    """The 48 kHz samples that last as long as `frames` frames at `fps`."""
+    return round(Fraction(frames) * AUDIO_RATE / fps)
 
 
 def audio_filter(lead_samples: int, total_samples: int) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 from previz.assemble import cards
 from previz.assemble.edit import FrameContent, timecode_frames
-from previz.assemble.ffmpeg import AUDIO_RATE, iter_rgb
+from previz.assemble.ffmpeg import audio_samples, iter_rgb
 from previz.assemble.join import check_joined, concat_copy, encode_workers, fetched_whole
 from previz.assemble.mp4 import read_video_track
 from previz.assemble.pieces import PieceCache, piece_key
@@ -108,7 +108,7 @@ def review_copy(*, cut: Path, out: Path | None, shots: Sequence[ReviewShot],
     missing = [i for i in fresh if thumbs[i] is None]
     with ThreadPoolExecutor(max_workers=encode_workers(jobs)) as pool:
         for index, thumb in zip(missing, pool.map(
-                lambda i: _scaled(_cut_frame(cut, shots[i].thumbnail_frame, form),
+                lambda i: cards.scaled(_cut_frame(cut, shots[i].thumbnail_frame, form),
                                   thumbnail_width), missing), strict=True):
             thumbs[index] = thumb
     if cache is not None:
@@ -140,7 +140,7 @@ def _pieces(cut: Path, shots: Sequence[ReviewShot], keys: Sequence[str],
                                                     start=first, count=end - first),
                                            start=first):
                 if number in takes_thumbnail:
-                    thumbs[takes_thumbnail[number]] = _scaled(frame, thumbnail_width)
+                    thumbs[takes_thumbnail[number]] = cards.scaled(frame, thumbnail_width)
                 burn.draw(frame, shot.label, timecode(form.timecode_start + number, form.fps),
                           f"src {form.source_start + number - shot.record_in}   "
                           f"rec {number:05d}")
@@ -176,16 +176,12 @@ def _join(pieces: Sequence[Path], shots: Sequence[ReviewShot], out: Path,
     lead = audio[1] if audio else 0
     concat_copy([(path, None, None) for path in files], out, fps=form.fps, reference=reference,
                 timecode=timecode(first, form.fps), title=out.stem,
-                audio=(audio[0], lead + _samples(slate_frames, form.fps),
-                       _samples(slate_frames, form.fps) + audio[2]) if audio else None,
+                audio=(audio[0], lead + audio_samples(slate_frames, form.fps),
+                       audio_samples(slate_frames, form.fps) + audio[2]) if audio else None,
                 list_path=scratch / "review.txt")
     starts = [slate_frames + shot.owns[0] for shot in shots]
     check_joined(out, frames=slate_frames + sum(s.owns[1] - s.owns[0] for s in shots),
                  reference=reference, keyframes=[0, *starts], timecode_frame=first)
-
-
-def _samples(frames: int, fps: Fraction) -> int:
-    return round(Fraction(frames) * AUDIO_RATE / fps)
 
 
 def _fetch_thumbnail(cache: PieceCache | None, key: str, path: Path) -> np.ndarray | None:
@@ -202,7 +198,3 @@ def _cut_frame(cut: Path, number: int, form: _Format) -> np.ndarray:
     for frame in iter_rgb(cut, form.width, form.height, fps=form.fps, start=number, count=1):
         return frame
     raise AssembleError(f"{cut.name} has no frame {number} — this is a bug in previz")
-
-
-def _scaled(frame: np.ndarray, width: int) -> np.ndarray:
-    return cards.scaled(frame, width)
