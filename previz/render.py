@@ -154,9 +154,9 @@ def _print_summary(summary: dict[str, Any], report) -> None:
     for shot in summary["shots"]:
         if shot["status"] == "failed":
             print(f"  {shot['id']} FAILED: {shot.get('error')}", file=sys.stderr)
-    took = summary["time"]
-    print(f"took {took['seconds']:.0f} s, estimated {took['estimate_seconds']:.0f} s (" +
-          ", ".join(f"{name} {part['seconds']:.1f} s, est. {part['estimate_seconds']:.1f} s"
+    took = summary["time"]  # taken/estimated, part by part
+    print(f"time: {took['seconds']:.0f} s, estimated {took['estimate_seconds']:.0f} s (" +
+          ", ".join(f"{name} {part['seconds']:.1f}/{part['estimate_seconds']:.1f} s"
                     for name, part in took["parts"].items()) + ")")
     if summary.get("version"):
         again = " (unchanged edit: the existing version)" if summary.get("reused") else ""

@@ -39,6 +39,10 @@ def test_the_demo_renders_as_the_readme_says(tmp_path):
     assert first.returncode == 0, first.stderr
     printed = dict(line.split(": ", 1) for line in first.stdout.splitlines()[1:])
     assert printed["version"] == "v001"
+    # what it took beside the plan's estimate, part by part (taken/estimated)
+    assert re.fullmatch(r"\d+ s, estimated \d+ s \(preparation [\d.]+/[\d.]+ s, cluster start "
+                        r"[\d.]+/[\d.]+ s, rendering [\d.]+/[\d.]+ s, assembly [\d.]+/[\d.]+ s\)",
+                        printed["time"]), printed["time"]
     assert {"cut", "review", "otio", "edl", "xml", "contact sheet"} <= set(printed)
     version = tmp_path / "renders" / "LIGHTHOUSE" / "SQ010" / "v001"
     manifest = json.loads((version / "manifest.json").read_text())

@@ -16,6 +16,7 @@ from synth import level_of, picture_level, read_code, write_take
 
 from previz.assemble import join_cut, read_video_track
 from previz.assemble.edit import frame_layers
+from previz.assemble.ffmpeg import audio_samples
 from previz.media.encode import H264, H264_FAST, ffmpeg_exe
 
 
@@ -150,11 +151,9 @@ def test_audio_bed_is_padded_or_trimmed_to_the_cut(plan_factory, tmp_path, secon
     assert plan.audio == str(tone.resolve())
     takes = write_takes(plan, tmp_path / "takes")
     out = tmp_path / "cut.mp4"
-    from previz.assemble.assemble import _samples
-
-    lead = _samples(lead_frames, plan.fps_fraction)
+    lead = audio_samples(lead_frames, plan.fps_fraction)
     join_cut(plan, [t.path for t in takes.values()], out, scratch=tmp_path / "scratch",
-             audio=(Path(plan.audio), lead, _samples(plan.frames, plan.fps_fraction)))
+             audio=(Path(plan.audio), lead, audio_samples(plan.frames, plan.fps_fraction)))
     expected = round(Fraction(plan.frames) / plan.fps_fraction * 48000)
     # the bed sounds from the lead (frame 0, or `lead_frames` in) for its own length, cut off
     # at the picture's end; before it and past it the track is silent
