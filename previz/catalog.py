@@ -89,6 +89,9 @@ class ModelSpec:
     default_steps: int
     default_guidance: float
     revision: str | None = None
+    # Text tokens its pipeline passes to the text encoder (the rest of a prompt is cut); None:
+    # no text encoder.
+    text_tokens: int | None = None
     # Makes default_size only (learned position embeddings fix it: CogVideoX-5b-I2V).
     fixed_size: bool = False
     notes: str = ""
@@ -128,6 +131,7 @@ def _spec(name: str, family: str, pipeline: str | None, repo: str | None, abilit
         load_seconds=30.0,
         default_steps=50,
         default_guidance=5.0,
+        text_tokens=512,  # Wan's umT5, as WanPipeline passes it
     )
     defaults.update(kw)
     return ModelSpec(name=name, family=family, pipeline=pipeline, repo=repo,
@@ -138,12 +142,12 @@ _ENTRIES: list[ModelSpec] = [
     _spec("draft", "draft", None, None, {T, FIRST, LAST, REF}, generator="draft", fps=None,
           frames=FrameRule(1, 0, None), size_multiple=2, default_size=None, max_pixels=3840 * 2160,
           gpus=0, gpu_memory_gb=0.0, cost_per_frame_step=0.004, load_seconds=0.0,
-          default_steps=1, default_guidance=0.0,
+          default_steps=1, default_guidance=0.0, text_tokens=None,
           notes="CPU animatic: panel or title card, camera move played as a 2D move"),
     _spec("synthetic", "synthetic", None, None, {T, FIRST, LAST, REF}, generator="synthetic",
           fps=None, frames=FrameRule(1, 0, None), size_multiple=2, default_size=None,
           max_pixels=3840 * 2160, gpus=0, gpu_memory_gb=0.0, cost_per_frame_step=0.001,
-          load_seconds=0.0, default_steps=1, default_guidance=0.0,
+          load_seconds=0.0, default_steps=1, default_guidance=0.0, text_tokens=None,
           notes="deterministic test pattern with configurable timing and injected faults"),
     # Wan 2.1
     _spec("wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
@@ -186,22 +190,22 @@ _ENTRIES: list[ModelSpec] = [
           default_size=(768, 512), max_pixels=1216 * 704, gpu_memory_gb=16.0,
           # about 2 s for 121 frames at 768x512 with 50 steps on one H100 (published)
           cost_per_frame_step=2.0 / (121 * 50), load_seconds=20.0, default_steps=50,
-          default_guidance=3.0),
+          default_guidance=3.0, text_tokens=256),
     # CogVideoX
     _spec("cogvideox-5b", "cogvideox-5b", "CogVideoXPipeline", "THUDM/CogVideoX-5b", {T},
           fps=8.0, frames=FrameRule(48, 1, 49), size_multiple=8, default_size=(720, 480),
           max_pixels=720 * 480, gpu_memory_gb=24.0, cost_per_frame_step=180 / (49 * 50),
-          load_seconds=40.0, default_steps=50, default_guidance=6.0),
+          load_seconds=40.0, default_steps=50, default_guidance=6.0, text_tokens=226),
     _spec("cogvideox-5b-i2v", "cogvideox-5b", "CogVideoXImageToVideoPipeline",
           "THUDM/CogVideoX-5b-I2V", {T, FIRST}, fps=8.0, frames=FrameRule(48, 1, 49),
           size_multiple=8, default_size=(720, 480), max_pixels=720 * 480, gpu_memory_gb=24.0,
           cost_per_frame_step=180 / (49 * 50), load_seconds=40.0, default_steps=50,
-          default_guidance=6.0, fixed_size=True),
+          default_guidance=6.0, fixed_size=True, text_tokens=226),
     # HunyuanVideo
     _spec("hunyuanvideo", "hunyuanvideo", "HunyuanVideoPipeline",
           "hunyuanvideo-community/HunyuanVideo", {T}, fps=24.0, frames=FrameRule(4, 1, 129),
           default_size=(1280, 720), gpu_memory_gb=60.0, cost_per_frame_step=1800 / (129 * 50),
-          load_seconds=120.0, default_steps=50, default_guidance=6.0),
+          load_seconds=120.0, default_steps=50, default_guidance=6.0, text_tokens=256),
     # SkyReels-V2 diffusion forcing: long videos natively, in overlapping windows.
     _spec("skyreels-v2-df-1.3b", "skyreels-v2-1.3b", "SkyReelsV2DiffusionForcingPipeline",
           "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", {T, FIRST}, fps=24.0,
@@ -213,7 +217,7 @@ _ENTRIES: list[ModelSpec] = [
           "stabilityai/stable-video-diffusion-img2vid-xt", {FIRST}, fps=7.0,
           frames=FrameRule(1, 0, 25), size_multiple=8, default_size=(1024, 576),
           max_pixels=1024 * 576, gpu_memory_gb=20.0, cost_per_frame_step=60 / (25 * 25),
-          load_seconds=20.0, default_steps=25, default_guidance=3.0),
+          load_seconds=20.0, default_steps=25, default_guidance=3.0, text_tokens=None),
 ]
 
 CATALOG: dict[str, ModelSpec] = {spec.name: spec for spec in _ENTRIES}

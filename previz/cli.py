@@ -127,7 +127,7 @@ def _validate(args: argparse.Namespace) -> int:
     files = yaml_files(args.paths)
     if not files:
         raise InvalidInput(f"{', '.join(args.paths)}: no storyboard (.yaml) files found")
-    failed = 0
+    failed = crashed = 0
     for path in files:
         try:
             plan = plan_from_storyboard(load_storyboard(path))
@@ -135,14 +135,24 @@ def _validate(args: argparse.Namespace) -> int:
             failed += 1
             print(error, file=sys.stderr)
             continue
+        except PrevizError as error:
+            failed += 1
+            print(f"{path}:1:1: {error}", file=sys.stderr)
+            continue
+        except Exception as error:  # noqa: BLE001 - a bug must not stop the files after it
+            crashed += 1
+            print(f"{path}:1:1: could not be checked ({type(error).__name__}: {error}) — this "
+                  "is a bug in previz; please report it with the file", file=sys.stderr)
+            continue
         print(f"ok  {path}  {len(plan.shots)} shots, {format_duration(plan.frames, plan.fps_fraction)} "
               f"at {plan.fps} fps, {len(plan.tasks())} tasks, "
               f"est. {format_plan_estimate(plan)}")
         for warning in plan.warnings:
             print(f"    note: {warning}")
-    if failed:
-        print(f"{failed} of {len(files)} storyboard(s) invalid", file=sys.stderr)
-        return EXIT_INVALID
+    if failed or crashed:
+        print(f"{failed + crashed} of {len(files)} storyboard(s) invalid"
+              + (f" ({crashed} could not be checked)" if crashed else ""), file=sys.stderr)
+        return EXIT_FAILURE if crashed else EXIT_INVALID
     return EXIT_OK
 
 

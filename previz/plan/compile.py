@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
@@ -161,6 +162,10 @@ class _Compiler:
         if gpus is None:
             return None
         weights = self.board.weights_for(spec.name) or self.board.weights_for(model_name)
+        prompt = self._expand(shot.prompt)
+        style = self.setting(shot, index, "style")[0]
+        notes.extend(_prompt_cut(shot.id, spec, ", ".join(filter(None, (prompt, style))),
+                                 options))
         self.warnings.extend(f"{where}: {note}" if not note.startswith(shot.id) else note
                              for note in notes)
         return _ResolvedShot(
@@ -169,8 +174,7 @@ class _Compiler:
             guidance=spec.default_guidance if guidance is None else guidance,
             seed=_default_seed(self.board, shot) if seed is None else seed,
             negative=self.setting(shot, index, "negative")[0],
-            style=self.setting(shot, index, "style")[0],
-            prompt=self._expand(shot.prompt), characters=characters, locations=locations,
+            style=style, prompt=prompt, characters=characters, locations=locations,
             use_references=use_references, options=options, gpus=gpus,
             weights=weights.path if weights else spec.repo,
             revision=weights.revision if weights else spec.revision,
@@ -456,6 +460,24 @@ def _estimate(spec: ModelSpec, frames: int, steps: int, width: int, height: int,
     steps = steps if declaration.steps_cost else 1
     base_w, base_h = spec.default_size or (1280, 720)
     return round(spec.cost_per_frame_step * frames * steps * (width * height) / (base_w * base_h), 3)
+
+
+def _estimated_tokens(text: str) -> int:
+    """About how many tokens a T5-style text encoder makes of English text: a word is one or
+    two pieces, punctuation its own (no tokenizer here: the plan reads no model files)."""
+    words = re.findall(r"\w+", text)
+    marks = re.findall(r"[^\w\s]", text)
+    return round(len(words) * 1.3) + len(marks)
+
+
+def _prompt_cut(shot_id: str, spec: ModelSpec, text: str, options: dict[str, Any]) -> list[str]:
+    """A note when the model's text encoder will cut the prompt short."""
+    limit = options.get("max_sequence_length") or spec.text_tokens
+    tokens = _estimated_tokens(text)
+    if not isinstance(limit, int) or tokens <= limit:
+        return []
+    return [f"{shot_id}: its prompt (with the style) is about {tokens} tokens, and "
+            f"{spec.name} reads {limit} — the model never sees the rest; shorten it"]
 
 
 def _default_seed(board: Storyboard, shot: Shot) -> int:

@@ -11,13 +11,14 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from previz.storyboard.errors import did_you_mean, field_name
 from previz.storyboard.model import MAX_SHOT_SECONDS, Storyboard
 from previz.storyboard.timing import frames_of
 
-__all__ = ["StoryboardFile", "CheckedFiles", "check_storyboard", "PROMPT_NAME", "MAX_FILE_BYTES",
-           "MAX_PIXELS"]
+__all__ = ["StoryboardFile", "CheckedFiles", "check_storyboard", "check_named_files",
+           "PROMPT_NAME", "MAX_FILE_BYTES", "MAX_PIXELS"]
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_AUDIO_BYTES = 500 * 1024 * 1024
@@ -54,7 +55,9 @@ def check_storyboard(board: Storyboard) -> tuple[list[Issue], CheckedFiles]:
     issues: list[Issue] = []
     issues += _check_names(board)
     issues += _check_shots(board)
-    files, file_issues = _check_files(board)
+    files, file_issues = check_named_files(board.model_dump(
+        by_alias=True, include={"characters": True, "locations": True, "audio": True,
+                                "shots": {"__all__": {"image", "last_image"}}}), board.folder)
     issues += file_issues
     weights, weight_issues = _check_weights(board)
     issues += weight_issues
@@ -235,27 +238,39 @@ def _check_cycles(board: Storyboard, index_of: dict[str, int]) -> Iterator[Issue
             )
 
 
-def _named_files(board: Storyboard) -> Iterator[tuple[tuple, str, str]]:
-    """(field path, relative path, kind) of every file the storyboard names."""
+def _named_files(data: Any) -> Iterator[tuple[tuple, str, str]]:
+    """(field path, relative path, kind) of every file the storyboard's data names — as written
+    (a reference one path or a list of them) or as validated. Values of the wrong type are left
+    to the schema's messages."""
+    if not isinstance(data, dict):
+        return
     for group in ("characters", "locations"):
-        for name, entry in getattr(board, group).items():
-            for i, ref in enumerate(entry.reference):
-                yield (group, name, "reference", i), ref, "image"
-    for index, shot in enumerate(board.shots):
+        entries = data.get(group)
+        for name, entry in (entries.items() if isinstance(entries, dict) else ()):
+            refs = entry.get("reference") if isinstance(entry, dict) else None
+            refs = [refs] if isinstance(refs, str) else refs if isinstance(refs, list) else []
+            for i, ref in enumerate(refs):
+                if isinstance(ref, str):
+                    yield (group, name, "reference", i), ref, "image"
+    shots = data.get("shots")
+    for index, shot in enumerate(shots if isinstance(shots, list) else ()):
         for field in ("image", "last_image"):
-            value = getattr(shot, field)
-            if value is not None:
+            value = shot.get(field) if isinstance(shot, dict) else None
+            if isinstance(value, str):
                 yield ("shots", index, field), value, "image"
-    if board.audio is not None:
-        yield ("audio",), board.audio, "audio"
+    if isinstance(data.get("audio"), str):
+        yield ("audio",), data["audio"], "audio"
 
 
-def _check_files(board: Storyboard) -> tuple[dict[str, StoryboardFile], list[Issue]]:
-    folder = Path(board.folder).resolve()
+def check_named_files(data: Any, folder: str | Path
+                      ) -> tuple[dict[str, StoryboardFile], list[Issue]]:
+    """Every file the storyboard's data names, checked in `folder` — also when the data does
+    not validate, so that every problem is reported at once."""
+    folder = Path(folder).resolve()
     files: dict[str, StoryboardFile] = {}
     issues: list[Issue] = []
     failed: set[str] = set()
-    for loc, relative, kind in _named_files(board):
+    for loc, relative, kind in _named_files(data):
         if relative in files or relative in failed:
             continue
         where = field_name(loc)

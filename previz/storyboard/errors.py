@@ -114,6 +114,12 @@ def messages_from_validation_error(
             message = f"{field_name(loc)}: {_show(value)} {_pattern_advice(ctx.get('pattern', ''))}"
         elif kind in ("too_short", "string_too_short") and isinstance(value, (list, str, dict)):
             message = f"{field_name(loc)}: must not be empty"
+        elif kind == "string_too_long" and isinstance(value, str):
+            message = (
+                f"{field_name(loc)}: {len(value):,} characters is more than the "
+                f"{ctx.get('max_length'):,} allowed — a model reads a few hundred words at most; "
+                "shorten it (notes and descriptions too)"
+            )
         elif kind == "too_long" and isinstance(value, list):
             message = (
                 f"{field_name(loc)}: {len(value)} items is more than the {ctx.get('max_length')} "

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from previz.errors import InvalidInput, Problem
-from previz.storyboard.checks import MAX_FILE_BYTES, check_storyboard
+from previz.storyboard.checks import MAX_FILE_BYTES, check_named_files, check_storyboard
 from previz.storyboard.errors import messages_from_validation_error
 from previz.storyboard.model import Storyboard
 from previz.storyboard.yaml_source import YamlProblem, locate, read_yaml, utf8_text
@@ -65,8 +65,10 @@ def storyboard_from_text(text: str, source: str, folder: str | Path) -> Storyboa
     try:
         board = Storyboard.model_validate(document.data)
     except ValidationError as error:
+        # every problem at once: the files it names are checked all the same
+        _, file_issues = check_named_files(document.data, folder)
         problems = [located(loc, msg) for loc, msg in
-                    messages_from_validation_error(error, Storyboard)]
+                    [*messages_from_validation_error(error, Storyboard), *file_issues]]
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.column))) from None
     board.read_from(source, str(folder), document.positions)
     issues, checked = check_storyboard(board)

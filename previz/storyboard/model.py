@@ -55,6 +55,10 @@ NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 MAX_SHOT_SECONDS = 600
 MAX_SHOTS = 5000
 MAX_TAKES = 16
+# Text encoders read a few hundred tokens (Wan's umT5 512, LTX-Video's T5 256, CogVideoX 226):
+# a prompt, style or description of thousands of characters is a paste gone wrong.
+MAX_TEXT_CHARS = 4000
+MAX_NOTES_CHARS = 20000
 
 # Editorial rates. NTSC rates are exact fractions so frame arithmetic never drifts.
 RATES: dict[str, Fraction] = {
@@ -220,8 +224,10 @@ class Settings(_Strict):
     steps: Annotated[int, Field(ge=1, le=500)] | None = None
     guidance: Annotated[float, Field(ge=0, le=50)] | None = None
     seed: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
-    negative: str | None = Field(default=None, description="negative prompt")
-    style: str | None = Field(default=None, description="appended to every prompt")
+    negative: str | None = Field(default=None, max_length=MAX_TEXT_CHARS,
+                                 description="negative prompt")
+    style: str | None = Field(default=None, max_length=MAX_TEXT_CHARS,
+                              description="appended to every prompt")
     size: str | None = Field(
         default=None, description="generation size WxH; the model's default when unset"
     )
@@ -250,15 +256,20 @@ def parse_size(value: str, field: str) -> tuple[int, int]:
     if not match:
         raise ValueError(f"{value!r} is not a size — write WIDTHxHEIGHT such as 1280x720")
     width, height = int(match[1]), int(match[2])
+    wrong = []
     if width % 2 or height % 2:
-        raise ValueError(f"{value!r} has an odd side — video needs even width and height")
+        wrong.append("has an odd side (video needs even width and height)")
     if width > 7680 or height > 4320:
-        raise ValueError(f"{value!r} is larger than 7680x4320 — use a delivery size")
+        wrong.append("is larger than 7680x4320")
+    if wrong:
+        raise ValueError(f"{value!r} {' and '.join(wrong)} — use an even delivery size such as "
+                         "1280x720 or 3840x2160")
     return width, height
 
 
 class Character(_Strict):
-    description: str = Field(min_length=1, description="how the character looks, in prompt words")
+    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS,
+                             description="how the character looks, in prompt words")
     reference: list[RelPath] = Field(
         default_factory=list,
         description="reference image(s), relative to the storyboard; keeps the character consistent",
@@ -271,7 +282,7 @@ class Character(_Strict):
 
 
 class Location(_Strict):
-    description: str = Field(min_length=1)
+    description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     reference: list[RelPath] = Field(default_factory=list)
 
     @field_validator("reference", mode="before", json_schema_input_type=RelPath | list[RelPath])
@@ -298,7 +309,8 @@ def _weights(value: Any) -> Any:
 class Shot(Settings):
     id: Id = Field(description="shot code such as SH0010")
     duration: Duration
-    prompt: str = Field(min_length=1, description="what happens; {NAME} expands to a character or location")
+    prompt: str = Field(min_length=1, max_length=MAX_TEXT_CHARS,
+                        description="what happens; {NAME} expands to a character or location")
     camera: Camera = Field(default_factory=Camera)
     image: RelPath | None = Field(default=None, description="a panel to animate (first frame)")
     last_image: RelPath | None = Field(default=None, description="a frame to end on")
@@ -311,7 +323,7 @@ class Shot(Settings):
     fade_out: Duration | None = Field(
         default=None, description="12f or 0.5s: the shot's last frames fade to black (on the "
         "last shot, the cut's tail fade)")
-    notes: str | None = None
+    notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
 
     @field_validator("camera", mode="before", json_schema_input_type=Camera | CameraMove)
     @classmethod
@@ -340,7 +352,7 @@ class Storyboard(_Strict):
         default_factory=dict, description="model name -> weights directory on the workers"
     )
     audio: RelPath | None = Field(default=None, description="an audio bed laid under the cut")
-    notes: str | None = None
+    notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
     shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
 
     # Where the storyboard came from and what its checks read on disk: set by the loader

@@ -13,12 +13,15 @@ from typing import Any
 import yaml
 
 __all__ = ["YamlDocument", "YamlProblem", "read_yaml", "locate", "utf8_text", "yaml_files",
-           "MAX_EXPANDED_NODES"]
+           "MAX_EXPANDED_NODES", "MAX_NESTING"]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
 # A 5,000-shot storyboard with 30 fields per shot is 150k nodes; an alias bomb is billions.
 MAX_EXPANDED_NODES = 500_000
+# Storyboards nest a few levels (shots, a shot, its camera or options); PyYAML itself recurses
+# once per level and fails in the hundreds.
+MAX_NESTING = 64
 
 Position = tuple[int, int]
 
@@ -64,7 +67,10 @@ class _Loader(yaml.SafeLoader):
 
 def read_yaml(text: str) -> YamlDocument:
     """Parse one YAML document. Raises YamlProblem with a 1-based position on any problem."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # reads the whole text at once: a NUL byte stops it here
+    except yaml.reader.ReaderError as error:
+        raise _unreadable(text, error) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -74,13 +80,14 @@ def read_yaml(text: str) -> YamlDocument:
         if duplicates:
             raise duplicates[0]
         data = loader.construct_document(node)
+    except RecursionError:
+        # PyYAML composes nested collections recursively: find, without recursing, where
+        # the nesting goes too deep.
+        raise _too_deep(text) from None
+    except yaml.reader.ReaderError as error:
+        raise _unreadable(text, error) from None
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = error.problem or str(error)
-        if "could not determine a constructor" in problem:
-            problem = f"{problem} — object tags are not allowed; write plain values"
-        raise YamlProblem(line, column, f"invalid YAML: {problem}") from None
+        raise _marked(text, error) from None
     except yaml.YAMLError as error:
         raise YamlProblem(1, 1, f"invalid YAML: {error}") from None
     finally:
@@ -88,6 +95,53 @@ def read_yaml(text: str) -> YamlDocument:
     positions: dict[tuple, Position] = {}
     _record_positions(node, (), positions)
     return YamlDocument(data, positions)
+
+
+def _marked(text: str, error: yaml.MarkedYAMLError) -> YamlProblem:
+    mark = error.problem_mark or error.context_mark
+    problem = error.problem or str(error)
+    if "could not determine a constructor" in problem:
+        problem = f"{problem} — object tags are not allowed; write plain values"
+    context = error.context_mark
+    if context is not None and mark is not None and mark.index >= len(text.rstrip()):
+        # The text ended inside something left open (a quote, a bracket): that is where it
+        # opened, not at the end of the file.
+        return YamlProblem(context.line + 1, context.column + 1,
+                           f"invalid YAML: {problem} {error.context} that starts here — close "
+                           "it")
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    return YamlProblem(line, column, f"invalid YAML: {problem}")
+
+
+def _unreadable(text: str, error: yaml.reader.ReaderError) -> YamlProblem:
+    """A character YAML does not allow (a NUL byte, other control characters), where it is."""
+    before = text[:error.position]
+    line = before.count("\n") + 1
+    column = error.position - (before.rfind("\n") + 1) + 1
+    return YamlProblem(line, column, f"the character U+{error.character:04X} is not allowed in "
+                       "a storyboard (a control character: a damaged file, or binary data "
+                       "pasted in) — delete it")
+
+
+def _too_deep(text: str) -> YamlProblem:
+    depth = 0
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            if isinstance(token, (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken,
+                                  yaml.BlockSequenceStartToken, yaml.BlockMappingStartToken)):
+                depth += 1
+                if depth > MAX_NESTING:
+                    mark = token.start_mark
+                    return YamlProblem(mark.line + 1, mark.column + 1,
+                                       f"refused: values nested more than {MAX_NESTING} levels "
+                                       "deep here — a storyboard needs a few; check the brackets")
+            elif isinstance(token, (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken,
+                                    yaml.BlockEndToken)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return YamlProblem(1, 1, f"refused: values nested more than {MAX_NESTING} levels deep — a "
+                       "storyboard needs a few; check the brackets")
 
 
 def locate(positions: dict[tuple, Position], path: tuple) -> Position:
