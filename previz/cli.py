@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "weights), marked draft in burn-ins, manifest and review page")
     render.add_argument("--deadline", default=None, metavar="TIME",
                         help="a cut must exist by then: 07:00 (next time it is 07:00 here), "
-                             "'Mon 07:00' or 2026-11-22T07:00+00:00; shots that cannot finish "
+                             "'Mon 07:00', '07:00 Europe/London' or 2026-11-22T07:00+00:00; "
+                             "shots that cannot finish "
                              "in time are rendered as drafts and upgraded by the next run")
     render.add_argument("--deadline-fallback", default="draft", choices=("draft", "fewer-steps"),
                         help="what a shot that cannot finish in time gets: the draft animatic "
@@ -210,12 +211,22 @@ def _program_start() -> float | None:
 
 def _deadline_moment(text: str) -> float:
     """--deadline as epoch seconds: a local time (as a job's deadline is written: "07:00",
-    "Mon 07:00"; the next time it comes round) or an ISO 8601 time with its offset."""
+    "Mon 07:00"; the next time it comes round), in this machine's zone or the one named after
+    it ("07:00 Europe/London", as a scheduled job's export passes it), or an ISO 8601 time with
+    its offset."""
     from datetime import datetime
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from previz.schedule.spec import parse_deadline
 
     now = datetime.now().astimezone()
+    when, _, zone = text.strip().rpartition(" ")
+    if when and ("/" in zone or zone == "UTC"):
+        try:
+            now, text = datetime.now(ZoneInfo(zone)), when
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidInput(f"--deadline: {zone!r} is not a time zone — write one such as "
+                               "Europe/London or America/Los_Angeles") from None
     try:
         return parse_deadline(text).after(now, now.tzinfo).timestamp()
     except ValueError:

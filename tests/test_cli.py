@@ -126,6 +126,25 @@ def test_render_refuses_a_deadline_that_is_not_a_time(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_deadline_in_a_named_zone_is_the_next_such_time_there():
+    """As a RayCronJob slot passes it: the job's local deadline and its zone, whatever zone
+    the pod itself runs in."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from previz.cli import _deadline_moment
+
+    for zone in ("Europe/London", "America/Los_Angeles", "Asia/Tokyo"):
+        moment = datetime.fromtimestamp(_deadline_moment(f"07:00 {zone}"), ZoneInfo(zone))
+        assert (moment.hour, moment.minute) == (7, 0)
+        assert 0 < moment.timestamp() - datetime.now().timestamp() <= 24 * 3600
+    monday = datetime.fromtimestamp(_deadline_moment("Mon 07:00 Asia/Tokyo"), ZoneInfo("Asia/Tokyo"))
+    assert (monday.weekday(), monday.hour) == (0, 7)
+    result = previz("render", "storyboards/demo.yaml", "--deadline", "07:00 Mars/Olympus")
+    assert result.returncode == 2
+    assert "--deadline: 'Mars/Olympus' is not a time zone" in result.stderr
+
+
 def test_render_against_an_unreachable_cluster_fails_fast_in_one_line(tmp_path):
     import socket
 

@@ -48,6 +48,11 @@ __all__ = [
 ]
 
 TARGETS = ("crontab", "systemd", "kubernetes", "kubernetes-cronjob")
+# A RayCronJob slot's cluster is deleted this long after its render ends (time to read its
+# logs); a slot still running an hour past its deadline is stopped by KubeRay.
+CLUSTER_TTL_SECONDS = 600
+OVERRUN_SECONDS = 3600
+_REFERENCE_WEEK = datetime(2026, 1, 5, tzinfo=timezone.utc)
 _DAY_NAMES = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
 
 
@@ -183,9 +188,14 @@ def _systemd_gap_notes(job: Job) -> list[str]:
 def raycronjob_manifest(job: Job, *, image: str = DEFAULT_IMAGE, namespace: str = NAMESPACE,
                         root: Path | None = None, mount: str = PROJECT_MOUNT,
                         **_: Any) -> dict[str, Any]:
-    """A KubeRay RayCronJob (ray.io/v1, KubeRay 1.6+ with the RayCronJob feature gate; the time
-    zone needs 1.7): each slot makes a RayJob that brings up a cluster, renders the
-    storyboards in turn, and shuts the cluster down."""
+    """A KubeRay RayCronJob (ray.io/v1, KubeRay 1.7 with the RayCronJob feature gate: `timeZone`
+    first ships in 1.7.0): each slot makes a RayJob that brings up a cluster, renders the
+    storyboards in turn against the job's deadline, and shuts the cluster down.
+
+    The deadline is the job's local time as written, with its zone ("07:00 Europe/London"):
+    `previz render` resolves it to the slot's own deadline. KubeRay stops a slot that outlives its longest window
+    from fire time to deadline by more than an hour (`activeDeadlineSeconds`: a hung render
+    does not run into the next slot), and deletes its cluster ten minutes after it ends."""
     root = root or project_root(job)
     folder = _in_mount(storyboard_root(job), root, mount)
     env = {**job.spec.environment, ENV_JOB: job.name}
@@ -199,21 +209,30 @@ def raycronjob_manifest(job: Job, *, image: str = DEFAULT_IMAGE, namespace: str 
             "schedule": job.cron.canonical(),
             "timeZone": job.timezone,
             "jobTemplate": {
-                # No per-slot values can be filled in here, so no --deadline: the deadline
-                # travels in the metadata.
-                "entrypoint": f"cd {shlex.quote(folder)} || exit 1; " + render_entrypoint(job),
+                "entrypoint": f"cd {shlex.quote(folder)} || exit 1; "
+                              + render_entrypoint(job, f"{job.deadline.text} {job.timezone}"),
                 "metadata": {"previz": "1", "job": job.name, "priority": job.spec.priority,
                              "deadline_local": f"{job.deadline.text} {job.timezone}",
                              "on_deadline": job.spec.on_deadline},
                 "runtimeEnvYAML": yaml.safe_dump({"env_vars": env}, sort_keys=False,
                                                   width=1000),
                 "shutdownAfterJobFinishes": True,
-                "ttlSecondsAfterFinished": 86400,
+                "ttlSecondsAfterFinished": CLUSTER_TTL_SECONDS,
+                "activeDeadlineSeconds": _longest_window(job) + OVERRUN_SECONDS,
                 "rayClusterSpec": ray_cluster_spec(
                     image, priority_class=f"previz-{job.spec.priority}"),
             },
         },
     }
+
+
+def _longest_window(job: Job) -> int:
+    """The most seconds a slot has between its fire time and its deadline: over 64 slots from a
+    fixed week (so the export is the same whenever it is made), plus an hour for a night the
+    clocks go back."""
+    fires = job.fires_after(_REFERENCE_WEEK, 64)
+    longest = max(int((job.deadline_for(fire) - fire).total_seconds()) for fire in fires)
+    return longest + 3600
 
 
 def cronjob_manifest(job: Job, *, image: str = DEFAULT_IMAGE, namespace: str = NAMESPACE,

@@ -238,18 +238,21 @@ def storyboard_root(job: Job) -> Path:
     return Path(os.path.commonpath([str(p.parent) for p in job.storyboards]))
 
 
-def render_entrypoint(job: Job, deadline: datetime | None = None, root: Path | None = None) -> str:
+def render_entrypoint(job: Job, deadline: datetime | str | None = None,
+                      root: Path | None = None) -> str:
     """The shell command the Ray job runs: `previz render` for each storyboard in turn; the
     exit status is the last failure's, so a partial or failed render fails the job. `--deadline`
     is passed when there is one and the job keeps it (drafts or fewer steps), and `previz render`
-    takes it."""
+    takes it: a moment, or the job's local deadline as written ("07:00", "Mon 07:00") for a
+    schedule that runs without previz (it then resolves in the render's TZ)."""
     root = root or storyboard_root(job)
     commands = []
     for path in job.storyboards:
         command = ["previz", "render", path.relative_to(root).as_posix(),
                    "--store", job.spec.store, "--json"]
         if deadline and job.spec.on_deadline != "continue":
-            command += ["--deadline", deadline.isoformat(timespec="minutes")]
+            command += ["--deadline", deadline if isinstance(deadline, str)
+                        else deadline.isoformat(timespec="minutes")]
             if job.spec.on_deadline == "fewer-steps":
                 command += ["--deadline-fallback", "fewer-steps"]
         commands.append(" ".join(shlex.quote(part) for part in command))

@@ -69,6 +69,12 @@ def test_raycronjob_is_the_export_of_the_nightly_job():
     assert cron["spec"]["timeZone"] == "Europe/London"
     template = cron["spec"]["jobTemplate"]
     assert template["entrypoint"] and template["shutdownAfterJobFinishes"] is True
+    # the deadline holds on this route too, in the job's zone, and nothing outlives the night:
+    # KubeRay stops a slot an hour past its 11.5-hour window (plus an hour for a clock change)
+    # and deletes its cluster ten minutes after the render
+    assert template["entrypoint"].endswith("--json --deadline '07:00 Europe/London'")
+    assert template["activeDeadlineSeconds"] == (11.5 + 1 + 1) * 3600
+    assert template["ttlSecondsAfterFinished"] == 600
     check_ray_cluster_spec(template["rayClusterSpec"])
     exported = export_job(load_job(ROOT / "jobs" / "lighthouse_nightly.yaml"), "kubernetes")
     assert yaml.safe_load(next(iter(exported.values()))) == cron

@@ -106,7 +106,8 @@ def test_kubernetes_raycronjob(previz, tmp_path):
     assert (spec["schedule"], spec["timeZone"]) == ("30 19 * * 1-5", "Europe/London")
     template = spec["jobTemplate"]
     assert template["entrypoint"] == ("cd /mnt/previz/project/boards || exit 1; previz render "
-                                      "board.yaml --store s3://studio/film --json")
+                                      "board.yaml --store s3://studio/film --json --deadline "
+                                      "'07:00 Europe/London'")
     env = yaml.safe_load(template["runtimeEnvYAML"])["env_vars"]
     assert env["PREVIZ_JOB"] == "test-nightly"
     assert env["PREVIZ_JOB_WEBHOOKS"] == '[{"url_env": "PREVIZ_SLACK_WEBHOOK"}]'
