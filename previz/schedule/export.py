@@ -70,16 +70,29 @@ def export_job(job: Job, to: str, **options: Any) -> dict[str, str]:
 
 
 # -- crontab -----------------------------------------------------------------------------------
-def crontab_entry(job: Job, *, python: str | None = None, log: str | None = None) -> str:
-    """A crontab line that runs `previz jobs run` at each slot, in the job's time zone."""
+def crontab_entry(job: Job, *, python: str | None = None,
+                  environment_file: str | None = None) -> str:
+    """A crontab line that runs `previz jobs run` at each slot, in the job's time zone.
+
+    The token and webhook URLs come from an env file only its owner reads (the line stops when
+    it is missing or unreadable, before anything runs); output goes to syslog (`logger`), which
+    the system rotates, rather than a file that grows every night."""
     command = _run_command(job, python)
-    log = log or f"$HOME/previz-{job.name}.log"
-    line = f"{command} >> {log} 2>&1"
+    environment_file = environment_file or f"$HOME/.config/previz/{job.name}.env"
+    tag = f"previz-{job.name}"
+    missing = (f"echo '{environment_file}: missing or unreadable — create it (mode 0600) with "
+               f"RAY_AUTH_TOKEN=...'")
+    line = (f"{{ [ -r {environment_file} ] || {{ {missing}; exit 78; }}; set -a; "
+            f". {environment_file}; set +a; {command}; }} 2>&1 | logger -t {tag}; "
+            f"exit ${{PIPESTATUS[0]}}")
     return "\n".join([
         f"# previz job {job.name}: {job.spec.schedule.cron} ({job.timezone}), deadline "
         f"{job.deadline.text}",
         "# CRON_TZ makes the schedule local to the job's zone in cronie (RHEL, Fedora, Arch);",
         "# it applies to every line below it. Debian's cron ignores it: use the systemd timer.",
+        f"# Secrets (RAY_AUTH_TOKEN=..., webhook URLs) go in {environment_file}, mode 0600;",
+        f"# the log goes to syslog: journalctl -t {tag} (or grep {tag} /var/log/syslog).",
+        "SHELL=/bin/bash",
         f"CRON_TZ={job.timezone}",
         # '%' ends a crontab command; escape it.
         f"{job.cron.canonical()} {line.replace('%', chr(92) + '%')}",
@@ -106,9 +119,17 @@ def systemd_units(job: Job, *, python: str | None = None,
         "",
         "[Service]",
         "Type=oneshot",
+        "# A user of its own (useradd --system previz), never root.",
+        "User=previz",
+        "Group=previz",
         f"WorkingDirectory={_systemd_quote(str(job.path.parent))}",
-        "# RAY_AUTH_TOKEN and the variables url_env: webhooks name live here, not in this unit.",
-        f"EnvironmentFile=-{environment_file}",
+        "# RAY_AUTH_TOKEN and the variables url_env: webhooks name live here, not in this unit:",
+        "# root-only (0600 root:root; systemd reads it before it becomes User=). Required: a",
+        "# missing file fails the run at once, in the journal, instead of submitting without a",
+        "# token.",
+        f"EnvironmentFile={environment_file}",
+        "NoNewPrivileges=true",
+        "PrivateTmp=true",
         f"ExecStart={_run_command(job, python, quote=_systemd_quote)}",
         "",
     ])

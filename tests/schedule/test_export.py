@@ -27,12 +27,45 @@ def test_crontab_line(previz, tmp_path):
     result = previz("jobs", "export", path, "--to", "crontab")
     assert result.code == 0, result.err
     lines = [line for line in result.out.splitlines() if not line.startswith("#")]
-    assert lines[0] == "CRON_TZ=Europe/London"
-    schedule, command = lines[1][:len("30 19 * * 1-5")], lines[1][len("30 19 * * 1-5 "):]
+    assert lines[:2] == ["SHELL=/bin/bash", "CRON_TZ=Europe/London"]
+    schedule, command = lines[2][:len("30 19 * * 1-5")], lines[2][len("30 19 * * 1-5 "):]
     assert schedule == "30 19 * * 1-5"
-    assert command.startswith(f"{sys.executable} -m previz jobs run ")
+    assert f"{sys.executable} -m previz jobs run " in command
     assert str(path).replace("%", "\\%") in command and "%" not in command.replace("\\%", "")
-    assert command.endswith(">> $HOME/previz-test-nightly.log 2>&1")
+    # secrets from a file only its owner reads; the log to syslog, which the system rotates
+    assert command.startswith("{ [ -r $HOME/.config/previz/test-nightly.env ] || ")
+    assert command.endswith("2>&1 | logger -t previz-test-nightly; exit ${PIPESTATUS[0]}")
+
+
+def test_the_crontab_line_runs_only_with_its_secrets_and_logs_to_syslog(tmp_path):
+    """The line as cron's bash runs it (previz and logger stubbed, recording what they get): no
+    env file, nothing runs and the reason reaches the log; with it, the render gets the token,
+    and the job's exit status is the line's."""
+    from previz.schedule.export import crontab_entry
+    from previz.schedule.spec import load_job
+
+    job = load_job(write_job(tmp_path, job_text(tmp_path / "r"), board=SYNTHETIC_BOARD))
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "python").write_text(
+        f"#!/bin/bash\necho \"token=$RAY_AUTH_TOKEN\"\ntouch {tmp_path}/ran\nexit 3\n")
+    (stubs / "logger").write_text(f"#!/bin/bash\ncat >> {tmp_path}/syslog\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    entry = crontab_entry(job, python="python").splitlines()[-1]
+    command = entry[len("30 19 * * 1-5 "):]
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True)
+    assert done.returncode != 0 and not (tmp_path / "ran").exists()
+    assert "test-nightly.env: missing or unreadable — create it (mode 0600)" in (
+        tmp_path / "syslog").read_text()
+    secrets = tmp_path / ".config" / "previz" / "test-nightly.env"
+    secrets.parent.mkdir(parents=True)
+    secrets.write_text("RAY_AUTH_TOKEN=s3cret\n")
+    secrets.chmod(0o600)
+    done = subprocess.run(["bash", "-c", command], env=env, capture_output=True, text=True)
+    assert done.returncode == 3 and (tmp_path / "ran").exists()  # previz's status, not logger's
+    assert "token=s3cret" in (tmp_path / "syslog").read_text()
 
 
 def test_systemd_units(previz, tmp_path):
@@ -44,14 +77,17 @@ def test_systemd_units(previz, tmp_path):
     timer = (out / "previz-test-nightly.timer").read_text()
     assert "Type=oneshot" in service
     assert f"ExecStart={sys.executable} -m previz jobs run {path}" in service
-    assert "EnvironmentFile=-/etc/previz/test-nightly.env" in service
+    # a user of its own, and a required root-only env file (a missing one fails at once)
+    assert "\nUser=previz\n" in service and "\nGroup=previz\n" in service
+    assert "\nEnvironmentFile=/etc/previz/test-nightly.env\n" in service
     assert "OnCalendar=Mon,Tue,Wed,Thu,Fri *-*-* 19:30:00 Europe/London" in timer
     assert "Persistent=true" in timer and "Unit=previz-test-nightly.service" in timer
     if SYSTEMD:
         checked = subprocess.run([SYSTEMD, "verify", str(out / "previz-test-nightly.service"),
                                   str(out / "previz-test-nightly.timer")],
                                  capture_output=True, text=True, timeout=60)
-        assert "Failed to parse" not in checked.stderr, checked.stderr
+        assert checked.returncode == 0 and "Failed to parse" not in checked.stderr, \
+            checked.stderr
 
 
 @pytest.mark.skipif(not SYSTEMD, reason="systemd-analyze is not installed")
