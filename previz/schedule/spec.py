@@ -7,7 +7,7 @@
     schedule: {cron: "30 19 * * MON-FRI", timezone: Europe/London}
     deadline: "07:00"                                      # local; or "Mon 07:00"
     on_deadline: draft                                     # draft | fewer-steps | continue
-    environment: {HF_HOME: /mnt/weights}                   # for the render on the cluster
+    environment: {PREVIZ_S3_READ_TIMEOUT: "30"}            # for the render on the cluster
     priority: high                                         # low | normal | high
     gpus: 8                                                # what `previz jobs next` plans for
     notify: [{url_env: PREVIZ_SLACK_WEBHOOK, events: [partial, failed]}]
