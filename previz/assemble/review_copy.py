@@ -106,10 +106,11 @@ def review_copy(*, cut: Path, out: Path | None, shots: Sequence[ReviewShot],
                               encoded_pieces=len(encoded) + slate_pieces)
     # 4. the thumbnails still missing, each decoded from the cut; all new ones kept
     missing = [i for i in fresh if thumbs[i] is None]
+    def decoded(index: int) -> np.ndarray:
+        return cards.scaled(_cut_frame(cut, shots[index].thumbnail_frame, form), thumbnail_width)
+
     with ThreadPoolExecutor(max_workers=encode_workers(jobs)) as pool:
-        for index, thumb in zip(missing, pool.map(
-                lambda i: cards.scaled(_cut_frame(cut, shots[i].thumbnail_frame, form),
-                                  thumbnail_width), missing), strict=True):
+        for index, thumb in zip(missing, pool.map(decoded, missing), strict=True):
             thumbs[index] = thumb
     if cache is not None:
         for index in fresh:
