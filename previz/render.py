@@ -108,10 +108,7 @@ def _estimate_and_actual(plan, report, actual: dict[str, float]) -> dict[str, An
     expected = forecast(plan, tasks=tasks.values(),
                         shots=[s.id for s in report.shots if not s.cached],
                         lanes=report.lanes or None, embedded=report.embedded)
-    estimate = {"preparation": expected.preparation_seconds,
-                "cluster start": expected.start_seconds,
-                "rendering": expected.rendering_seconds,
-                "assembly": expected.assembly_seconds}
+    estimate = expected.as_measured()
     return {"seconds": round(sum(actual.values()), 2),
             "estimate_seconds": round(expected.wall_seconds, 2),
             "parts": {name: {"seconds": round(actual[name], 2),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,9 +21,9 @@ import numpy as np
 from previz.assemble.edit import CopyPiece, FrameContent, Piece, RenderPiece
 from previz.assemble.ffmpeg import AUDIO_RATE, audio_filter, concat_list, iter_rgb, run_ffmpeg
 from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
-from previz.assemble.pieces import PieceCache, piece_key
+from previz.assemble.pieces import PieceCache, encoding_identity, piece_key
 from previz.assemble.types import AssembleError
-from previz.media.encode import CodecSettings, encode_take, encoder_identity
+from previz.media.encode import CodecSettings, encode_take
 
 __all__ = ["render_pieces", "join_pieces", "concat_copy", "encode_workers", "fetched_whole",
            "check_joined", "decoded_frame_count"]
@@ -45,8 +44,8 @@ def render_pieces(pieces: Sequence[Piece], media: Sequence[Path], fps: Fraction,
         return {}, set()
     folder.mkdir(parents=True, exist_ok=True)
     workers = encode_workers(jobs)
-    identity = {"codec": asdict(codec), "encoder": encoder_identity(), "size": [width, height],
-                "fps": str(fps)} if cache is not None and content is not None else None
+    identity = (encoding_identity(width, height, fps, codec=codec)
+                if cache is not None and content is not None else None)
 
     reused: set[int] = set()
 

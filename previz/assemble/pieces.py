@@ -18,16 +18,29 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import asdict
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["PieceCache", "StorePieces", "piece_key", "PIECE_FORMAT"]
+from previz.media.encode import CodecSettings, encoder_identity
+
+__all__ = ["PieceCache", "StorePieces", "piece_key", "encoding_identity", "PIECE_FORMAT"]
 
 log = logging.getLogger(__name__)
 
 # Part of every key: bump it when the drawing of burn-ins, the composition of transitions or the
 # thumbnails change, so no piece made the old way is reused.
 PIECE_FORMAT = "previz-piece/1"
+
+
+def encoding_identity(width: int, height: int, fps: Fraction,
+                      **codecs: CodecSettings) -> dict[str, Any]:
+    """What every piece's key holds besides what it shows: its size and rate, the codecs that
+    made its pixels (by role) and the ffmpeg build that ran them (another build may write other
+    stream headers, and its pieces must not be joined with this one's)."""
+    return {"size": [width, height], "fps": str(fps), "encoder": encoder_identity(),
+            **{role: asdict(codec) for role, codec in codecs.items()}}
 
 
 def piece_key(kind: str, fields: Mapping[str, Any]) -> str:

@@ -30,9 +30,9 @@ from previz.assemble.edit import FrameContent, timecode_frames
 from previz.assemble.ffmpeg import audio_samples, iter_rgb
 from previz.assemble.join import check_joined, concat_copy, encode_workers, fetched_whole
 from previz.assemble.mp4 import read_video_track
-from previz.assemble.pieces import PieceCache, piece_key
+from previz.assemble.pieces import PieceCache, encoding_identity, piece_key
 from previz.assemble.types import AssembleError
-from previz.media.encode import CodecSettings, encode_take, encoder_identity
+from previz.media.encode import CodecSettings, encode_take
 from previz.storyboard.timing import timecode
 
 __all__ = ["ReviewShot", "ReviewReport", "review_copy"]
@@ -78,8 +78,7 @@ def review_copy(*, cut: Path, out: Path | None, shots: Sequence[ReviewShot],
     thumbnail per shot (thumbnail_width wide)."""
     form = _Format(width, height, fps, timecode_frames(timecode_start, fps), source_start)
     scratch.mkdir(parents=True, exist_ok=True)
-    identity = {"size": [width, height], "fps": str(fps), "cut_codec": asdict(cut_codec),
-                "encoder": encoder_identity()}
+    identity = encoding_identity(width, height, fps, cut_codec=cut_codec)
     # 1. the thumbnails already kept
     thumb_keys = [piece_key("thumbnail", {**identity, "width": thumbnail_width,
                                           "frame": content[s.thumbnail_frame]}) for s in shots]
@@ -89,8 +88,9 @@ def review_copy(*, cut: Path, out: Path | None, shots: Sequence[ReviewShot],
     report = None
     if out is not None:
         # 2. the pieces: kept ones fetched, the rest encoded (taking thumbnails on the way)
+        identity = encoding_identity(width, height, fps, cut_codec=cut_codec, codec=codec)
         piece_keys = [piece_key("review", {
-            **identity, "codec": asdict(codec), "frames": list(content[s.owns[0]:s.owns[1]]),
+            **identity, "frames": list(content[s.owns[0]:s.owns[1]]),
             "label": asdict(s.label), "record": s.owns[0],
             "source": form.source_start + s.owns[0] - s.record_in,
             "timecode": form.timecode_start + s.owns[0]}) for s in shots]

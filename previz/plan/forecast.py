@@ -26,6 +26,7 @@ prints the estimate beside the measured time (figures in the README).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -73,10 +74,16 @@ class Forecast:
                 + self.generation_seconds + self.assembly_seconds)
 
     @property
-    def rendering_seconds(self) -> float:
-        """Workers starting, models loading and the generation: what a render measures as one
-        (its workers do all three at once)."""
-        return self.load_seconds + self.generation_seconds
+    def fixed_seconds(self) -> float:
+        """What the render costs whatever its lanes: everything but the generation."""
+        return self.wall_seconds - self.generation_seconds
+
+    def as_measured(self) -> dict[str, float]:
+        """The estimate in the parts a render measures of itself (previz.render): its workers
+        start, load and generate at once, so those three are one part, rendering."""
+        return {"preparation": self.preparation_seconds, "cluster start": self.start_seconds,
+                "rendering": self.load_seconds + self.generation_seconds,
+                "assembly": self.assembly_seconds}
 
     def parts(self) -> dict[str, float]:
         return {"preparation": self.preparation_seconds, "cluster start": self.start_seconds,
@@ -102,8 +109,6 @@ def forecast(plan: RenderPlan, *, tasks: Iterable[ShotTask] | None = None,
     `lanes` fixes the number of workers at once; else it follows from `gpus` (GPU work) or
     `cpus` (CPU work; this machine's when None), as the engine sizes its pool.
     """
-    import os
-
     todo = list(plan.tasks() if tasks is None else tasks)
     on_gpu = any(t.gpus for t in todo)
     if lanes is None:

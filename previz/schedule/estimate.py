@@ -181,7 +181,6 @@ def plan_work(plan: Any, speeds: Mapping[str, ModelSpeed] | None = None) -> Plan
             corrected.add(task.model)
         else:
             cost[task.key] = float(task.estimate_seconds)
-    fixed = forecast(plan, lanes=1, embedded=False)
     return PlanWork(
         storyboard=str(plan.storyboard),
         project=plan.project,
@@ -192,7 +191,7 @@ def plan_work(plan: Any, speeds: Mapping[str, ModelSpeed] | None = None) -> Plan
         gpu_seconds=sum(cost[t.key] for t in tasks if t.gpus > 0),
         chain_seconds=chain_seconds(plan, cost),
         corrected_models=tuple(sorted(corrected)),
-        fixed_seconds=fixed.wall_seconds - fixed.generation_seconds,
+        fixed_seconds=forecast(plan, lanes=1, embedded=False).fixed_seconds,
     )
 
 

@@ -44,6 +44,16 @@ def reseeded(tmp_path: Path, shot: str):
     return changed
 
 
+def new_take(tmp_path: Path, store, shot: str):
+    """The next version with a new take of `shot` (reseeded, published): (plan, takes,
+    manifest)."""
+    plan = reseeded(tmp_path, shot)
+    takes = write_takes(plan, tmp_path / f"takes-{shot}")
+    publish_takes(store, plan, takes, skip={s.id for s in plan.shots if s.id != shot})
+    published = assemble_and_publish(plan, store, render_report(plan), options=DATE)
+    return plan, takes, read_manifest(store, "TESTPROJ", "SQ010", published.version)
+
+
 def frames(path: Path, plan) -> list[np.ndarray]:
     return list(iter_rgb(path, plan.width, plan.height))
 
@@ -64,11 +74,7 @@ def test_an_edit_encodes_only_the_pieces_it_changed(tmp_path, request, backend):
 
     # SH0020 (dissolving in from SH0010) gets a new take: its piece and its dissolve are
     # encoded again; SH0010's and SH0030's review pieces are reused
-    second_plan = reseeded(tmp_path, "SH0020")
-    second_takes = write_takes(second_plan, tmp_path / "second-takes")
-    publish_takes(store, second_plan, second_takes, skip={"SH0010", "SH0030"})
-    assemble_and_publish(second_plan, store, render_report(second_plan), options=DATE)
-    second = read_manifest(store, "TESTPROJ", "SQ010", "v002")
+    second_plan, _, second = new_take(tmp_path, store, "SH0020")
     sh0020 = second_plan.shots[1]
     assert second["review"] == {"encoded_pieces": 2, "pieces": 4,
                                 "encoded_frames": slate + sh0020.frames,
@@ -76,11 +82,7 @@ def test_an_edit_encodes_only_the_pieces_it_changed(tmp_path, request, backend):
     assert second["join"]["encoded_pieces"] == 1 and second["join"]["reused_pieces"] == 0
 
     # SH0030 (a straight cut) changes: the dissolve into SH0020 is reused as well
-    third_plan = reseeded(tmp_path, "SH0030")
-    third_takes = write_takes(third_plan, tmp_path / "third-takes")
-    publish_takes(store, third_plan, third_takes, skip={"SH0010", "SH0020"})
-    assemble_and_publish(third_plan, store, render_report(third_plan), options=DATE)
-    third = read_manifest(store, "TESTPROJ", "SQ010", "v003")
+    third_plan, third_takes, third = new_take(tmp_path, store, "SH0030")
     assert third["join"]["reused_pieces"] == 1 and third["join"]["encoded_pieces"] == 0
     assert third["review"]["encoded_pieces"] == 2
 
