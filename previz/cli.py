@@ -92,6 +92,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_ledger_arguments(ledger)
     ledger.set_defaults(run=run_ledger_command)
 
+    doctor = commands.add_parser(
+        "doctor", help="check this machine, the cluster and the store before rendering")
+    doctor.add_argument("storyboards", nargs="*", metavar="STORYBOARD",
+                        help="check the weights these storyboards' models load (default: "
+                             "look for every catalog model's)")
+    doctor.add_argument("--address", default=None, metavar="ADDR",
+                        help="the cluster: its GCS address (HEAD:6379) to join it from here, or "
+                             "its dashboard (http://HEAD:8265) to run the checks there as a Ray "
+                             "Job; without it, the Ray a render would start on this machine")
+    doctor.add_argument("--store", default=None, metavar="URI",
+                        help="the store renders will use (default ./renders)")
+    doctor.add_argument("--json", action="store_true", help="print the checks as one JSON object")
+    doctor.add_argument("--needs-json", default=None, help=argparse.SUPPRESS)  # the job route
+    doctor.set_defaults(run=_doctor)
+
     schema = commands.add_parser("schema", help="print the storyboard JSON Schema")
     schema.set_defaults(run=_schema)
 
@@ -275,6 +290,16 @@ def _job_command(args: argparse.Namespace) -> int:
         stopped = jobs.cancel_job(address, args.job)
         print(f"{args.job}: {'stopping' if stopped else 'already finished'}")
     return EXIT_OK
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from previz.doctor import checks_json, format_checks, needs_from_json, run_doctor
+
+    needs = needs_from_json(args.needs_json) if args.needs_json else None
+    checks = run_doctor(args.storyboards, address=args.address, store_uri=args.store,
+                        needs=needs)
+    print(checks_json(checks) if args.json else "\n".join(format_checks(checks)), flush=True)
+    return EXIT_FAILURE if any(c.status.is_failure for c in checks) else EXIT_OK
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -15,8 +15,8 @@ from typing import Any
 
 from previz.errors import PrevizError
 
-__all__ = ["submit_storyboard", "submission_id", "job_client", "job_status", "list_jobs",
-           "print_logs", "cancel_job"]
+__all__ = ["submit_storyboard", "submission_id", "job_client", "auth_token", "job_status",
+           "list_jobs", "print_logs", "cancel_job"]
 
 METADATA_KEY = "previz"
 
@@ -26,14 +26,19 @@ def submission_id(plan) -> str:
     return f"previz-{plan.project}-{plan.sequence}-{plan.edit_key[:16]}".lower()
 
 
-def _auth_headers() -> dict[str, str]:
-    """Ray's token authentication, from where Ray itself looks: RAY_AUTH_TOKEN, then the file
+def auth_token() -> str | None:
+    """Ray's authentication token, from where Ray itself looks: RAY_AUTH_TOKEN, then the file
     named by RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token."""
     token = os.environ.get("RAY_AUTH_TOKEN")
     if not token:
         path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
         if path.is_file():
             token = path.read_text().strip()
+    return token or None
+
+
+def _auth_headers() -> dict[str, str]:
+    token = auth_token()
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 

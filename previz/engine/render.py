@@ -53,7 +53,7 @@ from previz.plan.types import RenderPlan
 from previz.store.errors import NoCredentials
 from previz.store.ledger import Outcome
 
-__all__ = ["render_plan", "failure_kind"]
+__all__ = ["render_plan", "failure_kind", "ray_connection", "check_reachable"]
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
         if dispatcher.embedded:
             _check_local_capacity(dispatcher)
         began = time.monotonic()
-        with _ray_connection(address):
+        with ray_connection(address):
             run = _RayRun(dispatcher, store, store_uri, settings, display)
             working = time.monotonic()
             try:
@@ -178,7 +178,7 @@ def _local_gpus() -> int | None:
 
 
 @contextlib.contextmanager
-def _ray_connection(address: str | None) -> Iterator[None]:
+def ray_connection(address: str | None) -> Iterator[None]:
     import ray
 
     if ray.is_initialized():
@@ -187,7 +187,7 @@ def _ray_connection(address: str | None) -> Iterator[None]:
     # Inside a Ray Job (previz submit) the job's cluster is in RAY_ADDRESS.
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        _check_reachable(address)
+        check_reachable(address)
         _init_keeping_sigterm(address=address, logging_level="WARNING", log_to_driver=False)
         try:
             yield
@@ -254,8 +254,9 @@ def _start_embedded_ray() -> str:
         " and give each render its --address, or render one at a time")
 
 
-def _check_reachable(address: str) -> None:
-    """Fail in seconds on a head that is not there: Ray itself keeps retrying for minutes."""
+def check_reachable(address: str) -> None:
+    """Fail in seconds on a head that is not there, or that refuses this machine's token: Ray
+    itself keeps retrying for minutes, or twenty seconds of warnings, before it says either."""
     import socket
 
     host, _, port = address.rpartition(":")
@@ -268,6 +269,53 @@ def _check_reachable(address: str) -> None:
             f"--address {address}: no Ray cluster answers there ({error.strerror or error}) — "
             "check the head node's address and GCS port (6379 unless it was started with "
             "another), or leave --address out to render on this machine") from None
+    refused = _token_refused(address)
+    if refused:
+        raise PrevizError(f"--address {address}: {refused}")
+
+
+def _token_refused(address: str) -> str | None:
+    """Why the cluster's GCS refuses this machine's token, or None. Ray's own GCS client is the
+    only thing that speaks its authenticated gRPC: it raises AuthenticationError at once."""
+    try:
+        from ray._raylet import GcsClient
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # another Ray: ray.init reports it, slower
+        return None
+    try:
+        with _native_stderr_silenced():  # its C++ side logs the refusal as a warning too
+            GcsClient(address=address)
+    except AuthenticationError:
+        from previz.engine.jobs import auth_token
+
+        if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            why = "RAY_AUTH_MODE is not 'token' here, so no token was sent"
+        elif not auth_token():
+            why = "no token was found here"
+        else:
+            why = "the token found here is not the cluster's"
+        return ("the cluster uses token authentication and refused this machine (" + why
+                + ") — set RAY_AUTH_MODE=token and the cluster's token in RAY_AUTH_TOKEN, or in "
+                "a file named by RAY_AUTH_TOKEN_PATH (~/.ray/auth_token by default); for "
+                "cluster/local, `source FOLDER/env`")
+    except Exception:  # noqa: BLE001 - anything else: ray.init says it, in its own words
+        return None
+    return None
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _init_keeping_sigterm(**options: Any) -> None:

@@ -35,7 +35,7 @@ def _ray_processes(folder: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_start_three_nodes_with_logical_gpus_then_stop_only_them():
+def test_start_three_nodes_with_logical_gpus_then_stop_only_them(tmp_path):
     started = subprocess.run([str(LOCAL / "start-local-cluster.sh"), "--workers", "2",
                               "--gpus-per-worker", "2", "--cpus-per-worker", "1"],
                              env=_env(), capture_output=True, text=True, timeout=240)
@@ -60,12 +60,46 @@ def test_start_three_nodes_with_logical_gpus_then_stop_only_them():
                       if n["raylet"]["state"] == "ALIVE")
         assert gpus == [0, 2, 2]  # a CPU head and two workers with two logical GPUs each
         assert _ray_processes(folder)
+        _doctor_checks_it(started.stdout, address, folder, tmp_path)
     finally:
         stopped = subprocess.run([str(LOCAL / "stop-local-cluster.sh"), folder],
                                  capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
     assert not _ray_processes(folder)
     assert not Path(folder).exists()
+
+
+def _doctor_checks_it(printed: str, dashboard: str, folder: str, tmp_path: Path) -> None:
+    """`previz doctor` from the TD's seat, with the env file the start script wrote: every node
+    answers, by the GCS address and through the dashboard as a Ray Job; without the token it
+    fails at once, saying why."""
+    gcs = re.search(r"GCS:\s+(\S+)", printed)[1]
+    store = str(tmp_path / "store")
+    with_token = {**_env(), "RAY_AUTH_MODE": "token",
+                  "RAY_AUTH_TOKEN_PATH": str(Path(folder) / "auth_token")}
+
+    def doctor(address: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "previz", "doctor", "--address", address,
+                               "--store", store], env=env, capture_output=True, text=True,
+                              timeout=180)
+
+    joined = doctor(gcs, with_token)
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    lines = joined.stdout.splitlines()
+    assert any(line.startswith("ok    ray      cluster") and "token accepted" in line
+               and "3 node(s) alive, 4 GPU(s)" in line for line in lines), joined.stdout
+    # every node wrote the store itself, and the two GPU nodes say their GPUs are logical
+    assert sum(line.startswith("ok    store    node") for line in lines) == 3, joined.stdout
+    assert sum(line.startswith("warn  gpus     node") and "logical GPUs" in line
+               for line in lines) == 2, joined.stdout
+    assert lines[-1].startswith("all ") and "checks passed" in lines[-1]
+    as_job = doctor(dashboard, with_token)
+    assert as_job.returncode == 0, as_job.stdout + as_job.stderr
+    assert "Jobs API reachable, token accepted" in as_job.stdout
+    assert sum(line.startswith("ok    store    node") for line in as_job.stdout.splitlines()) == 3
+    refused = doctor(gcs, _env())
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "FAIL  ray" in refused.stdout and "refused this machine" in refused.stdout
 
 
 def test_stop_refuses_a_folder_it_did_not_make(tmp_path):

@@ -118,15 +118,25 @@ def test_workers_without_the_stores_credentials_are_told_apart_from_this_machine
         cluster.__enter__()
     finally:
         os.environ.update(keys)
+    store = f"s3://{bucket}/previz"
     try:
         board = synthetic_board(tmp_path, "- {id: SH0010, duration: 12f, prompt: x}\n")
         capsys.readouterr()
-        code = main(["render", str(board), "--store", f"s3://{bucket}/previz"])
+        code = main(["render", str(board), "--store", store])
+        err = capsys.readouterr().err
+        # `previz doctor` says the same before a render, node by node
+        doctor = main(["doctor", "--store", store, "--json"])
+        report = json.loads(capsys.readouterr().out)
     finally:
         cluster.__exit__(None, None, None)
-    err = capsys.readouterr().err
     assert code == 1, err
     last = err.strip().splitlines()[-1]  # after the progress lines
-    assert last.startswith(f"previz: s3://{bucket}/previz: the cluster's workers have no usable "
+    assert last.startswith(f"previz: {store}: the cluster's workers have no usable "
                            "credentials for the store, although this machine has")
     assert "instance profile" in last and "Traceback" not in err
+    stores = {c["where"]: (c["status"], c["detail"]) for c in report["checks"]
+              if c["name"] == "store"}
+    assert doctor == 1 and stores.pop("this machine")[0] == "ok"
+    assert len(stores) == 2  # the head and the worker node
+    assert all(status == "FAIL" and "no usable credentials on this node" in detail
+               for status, detail in stores.values()), stores
