@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_ledger_arguments(ledger)
     ledger.set_defaults(run=run_ledger_command)
 
+    verify = commands.add_parser(
+        "verify", help="check the content credentials (C2PA) of takes, cuts and other media")
+    verify.add_argument("files", nargs="+", metavar="FILE")
+    verify.add_argument("--trust", default=None, metavar="PEM",
+                        help="the CA certificates to trust (PEM; default $PREVIZ_C2PA_TRUST); "
+                             "without them a signature is checked, its signer is not")
+    verify.add_argument("--json", action="store_true", help="one JSON object per file")
+    verify.set_defaults(run=_verify)
+
     doctor = commands.add_parser(
         "doctor", help="check this machine, the cluster and the store before rendering")
     doctor.add_argument("storyboards", nargs="*", metavar="STORYBOARD",
@@ -290,6 +299,33 @@ def _job_command(args: argparse.Namespace) -> int:
         stopped = jobs.cancel_job(address, args.job)
         print(f"{args.job}: {'stopping' if stopped else 'already finished'}")
     return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from previz.media.credentials import ENV_TRUST, describe, json_of, verify_file
+
+    trust_path = args.trust or os.environ.get(ENV_TRUST)
+    trust = None
+    if trust_path:
+        source = "--trust" if args.trust else ENV_TRUST
+        try:
+            trust = Path(trust_path).read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise InvalidInput(f"{source} {trust_path}: cannot be read ({error}) — give the CA "
+                               "certificates to trust as a PEM file") from None
+        if "-----BEGIN CERTIFICATE-----" not in trust:
+            raise InvalidInput(f"{source} {trust_path}: holds no PEM certificate — give the CA "
+                               "certificates to trust as a PEM file")
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise InvalidInput(f"{', '.join(missing)}: no such file")
+    results = [verify_file(Path(f), trust) for f in args.files]
+    for result in results:
+        print(json_of(result) if args.json else describe(result))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILURE
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -30,6 +30,7 @@ from previz.errors import PrevizError
 
 __all__ = ["Status", "Check", "WeightsNeed", "run_doctor", "format_checks", "node_facts",
            "judge_ffmpeg", "judge_gpus", "judge_store", "judge_weights", "judge_versions",
+           "judge_signing",
            "checks_json", "needs_from_json"]
 
 HERE = "this machine"
@@ -55,7 +56,7 @@ class Status(str, Enum):
 
 @dataclass(frozen=True)
 class Check:
-    name: str  # ffmpeg, store, ray, versions, gpus, weights
+    name: str  # ffmpeg, store, signing, ray, versions, gpus, weights
     where: str  # "this machine", "cluster", or a node
     status: Status
     detail: str
@@ -92,7 +93,8 @@ def run_doctor(storyboards: Iterable[str] = (), address: str | None = None,
     if address and address.startswith(("http://", "https://")):
         return _doctor_as_job(address, store_uri, needs)
     # 1. this machine
-    checks = [judge_ffmpeg(ffmpeg_facts(), HERE), judge_store(store_facts(store_uri), HERE)]
+    checks = [judge_ffmpeg(ffmpeg_facts(), HERE), judge_store(store_facts(store_uri), HERE),
+              judge_signing(signing_facts(), None, HERE)]
     # 3-4. the cluster and its nodes
     return checks + cluster_checks(address, store_uri, needs)
 
@@ -174,6 +176,7 @@ def _probe_nodes(nodes: list[dict[str, Any]], store_uri: str,
 def _judge_nodes(nodes: list[dict[str, Any]], answers: dict[str, dict[str, Any]],
                  store_uri: str, needs: list[WeightsNeed]) -> list[Check]:
     checks: list[Check] = []
+    here_signs = signing_facts().get("subject")
     any_gpu = any(n["Resources"].get("GPU", 0) for n in nodes)
     if not any_gpu:
         checks.append(Check("gpus", "cluster", Status.FAIL if any(n.named for n in needs)
@@ -205,6 +208,8 @@ def _judge_nodes(nodes: list[dict[str, Any]], answers: dict[str, dict[str, Any]]
         real_gpus = facts["gpus"].get("driver") is not None
         if gpus and needs and (real_gpus or any(n.named for n in needs)):
             checks.append(judge_weights(facts["weights"], facts["hub_offline"], where))
+        if here_signs or facts["signing"].get("subject") or "error" in facts["signing"]:
+            checks.append(judge_signing(facts["signing"], here_signs, where))
     return checks
 
 
@@ -238,7 +243,19 @@ def node_facts(store_uri: str, needs: list[dict[str, Any]]) -> dict[str, Any]:
             "python": platform.python_version(), "ffmpeg": ffmpeg_facts(),
             "gpus": gpu_facts(), "store": store_facts(store_uri, keep=True),
             "weights": [weights_facts(WeightsNeed(**need)) for need in needs],
+            "signing": signing_facts(),
             "hub_offline": os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0", "false")}
+
+
+def signing_facts() -> dict[str, Any]:
+    """Whether this process would sign (content credentials), and as whom."""
+    from previz.media.credentials import CredentialsError, signing_from_env
+
+    try:
+        signing = signing_from_env()
+    except CredentialsError as error:
+        return {"error": str(error)}
+    return {"subject": signing.subject if signing else None}
 
 
 def ffmpeg_facts() -> dict[str, Any]:
@@ -463,6 +480,21 @@ def judge_weights(facts: list[dict[str, Any]], hub_offline: bool, where: str) ->
     return Check("weights", where, Status.WARN,
                  f"{detail}; not cached: {', '.join(f['model'] for f in absent)} — a render "
                  "downloads them from the hub on first use, if this node can reach it")
+
+
+def judge_signing(facts: dict[str, Any], here_signs: str | None, where: str) -> Check:
+    """Content credentials: this machine signs cuts, every node signs the takes it renders."""
+    if "error" in facts:
+        return Check("signing", where, Status.FAIL, facts["error"])
+    if facts["subject"]:
+        return Check("signing", where, Status.OK, f"signs as {facts['subject']}")
+    if here_signs:
+        return Check("signing", where, Status.WARN,
+                     f"no PREVIZ_C2PA_CERT/PREVIZ_C2PA_KEY here, though this machine signs as "
+                     f"{here_signs}: takes rendered here will be unsigned")
+    return Check("signing", where, Status.WARN,
+                 "unsigned: no PREVIZ_C2PA_CERT and PREVIZ_C2PA_KEY (media carries no content "
+                 "credentials)")
 
 
 def _version(text: str) -> tuple[int, ...]:

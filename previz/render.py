@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from previz.errors import EXIT_OK, EXIT_PARTIAL, PrevizError
+from previz.media.credentials import ENV_CERT, ENV_KEY
 from previz.store.registry import DEFAULT_STORE
 
 __all__ = ["render_storyboard"]
@@ -32,6 +33,7 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
     from previz.assemble import AssembleOptions, assemble_and_publish
     from previz.engine import EngineSettings, render_plan
     from previz.engine.progress import make_display
+    from previz.media.credentials import signing_from_env
     from previz.media.encode import CODECS
     from previz.plan import plan_from_storyboard
     from previz.plan.forecast import DEADLINE_ASSEMBLY_MARGIN, assembly_seconds
@@ -47,6 +49,7 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
     with _stdout_to_stderr(as_json):
         try:
             plan = plan_from_storyboard(load_storyboard(path))
+            signing = signing_from_env()  # bad settings: exit 2 before anything renders
             store_uri = store or DEFAULT_STORE
             settings = settings or EngineSettings()
             if deadline is not None:
@@ -64,7 +67,7 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
             if not any(shot.status.in_cut for shot in report.shots):
                 raise PrevizError(_nothing_came_out(report))
             options = AssembleOptions(editorial=CODECS[editorial_media] if editorial_media
-                                      else None)
+                                      else None, signing=signing)
             assembling = time.time()
             cut = assemble_and_publish(plan, store_uri, report, options=options)
             finished = time.time()
@@ -80,6 +83,7 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
             "review": cut.review,
             "files": {role: getattr(cut, role) for role in CUT_FILE_ROLES if getattr(cut, role)},
             "run_id": report.run_id,
+            "signed_by": signing.subject if signing else None,
             "shots": [{"id": s.id, "status": s.status.value, "take": s.take, "cached": s.cached,
                        **({"error": s.error} if s.error else {})} for s in report.shots],
             "time": _estimate_and_actual(plan, report, {
@@ -163,3 +167,8 @@ def _print_summary(summary: dict[str, Any], report) -> None:
             print(f"{label}: {summary[label]}")
     for role, link in summary["files"].items():
         print(f"{role.replace('_', ' ')}: {link}")
+    if summary.get("signed_by"):
+        print(f"signed by: {summary['signed_by']} (content credentials: previz verify FILE)")
+    else:
+        print(f"unsigned: no content credentials — set {ENV_CERT} and {ENV_KEY} to sign "
+              "takes and cuts")

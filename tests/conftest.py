@@ -99,3 +99,11 @@ def _wait_until_jobs_api_ready(head: Head) -> None:
     while client.get_job_status(probe) not in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         assert time.monotonic() < limit, "the Jobs API never ran a job"
         time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory):
+    """A throw-away CA and a C2PA signing certificate it issued (credentials_support)."""
+    from credentials_support import make_ca
+
+    return make_ca(tmp_path_factory.mktemp("test-ca"))

@@ -17,6 +17,7 @@ from previz.doctor import (
     ffmpeg_facts,
     judge_ffmpeg,
     judge_gpus,
+    judge_signing,
     judge_store,
     judge_weights,
     store_facts,
@@ -134,13 +135,14 @@ def test_a_storyboards_weights_are_the_ones_looked_for(tmp_path):
     assert all(n.location.count("/") == 1 for n in catalog)  # hub ids
 
 
-def test_doctor_on_this_machine_prints_a_line_per_check_and_fails_with_exit_1(tmp_path):
+def test_doctor_on_this_machine_prints_a_line_per_check_and_fails_with_exit_1(tmp_path,
+                                                                               test_ca):
     """No --address: the Ray a render would start here (in a process of its own, as a TD runs
     it: an embedded Ray leaves token settings behind in the process that started it). A broken
     store fails the run."""
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | test_ca.env
     done = subprocess.run([sys.executable, "-m", "previz", "doctor", "--store", str(blocked),
                            "--json"], capture_output=True, text=True, timeout=300, env=env)
     report = json.loads(done.stdout)
@@ -149,3 +151,14 @@ def test_doctor_on_this_machine_prints_a_line_per_check_and_fails_with_exit_1(tm
     assert ("store", HERE, "FAIL") in names and ("ffmpeg", HERE, "ok") in names
     assert ("ray", "cluster", "ok") in names  # an embedded Ray started, and was checked
     assert any(name == "versions" and where.endswith("head)") for name, where, _ in names)
+    # the embedded Ray's node signs takes with the certificate this machine signs cuts with
+    signing = [(where, status) for name, where, status in names if name == "signing"]
+    assert signing[0] == (HERE, "ok") and len(signing) == 2 and signing[1][1] == "ok"
+
+
+def test_signing_judged_here_and_on_the_nodes():
+    unsigned_node = judge_signing({"subject": None}, "CN=previz signer", "node 10.0.0.7")
+    assert unsigned_node.status is Status.WARN and "will be unsigned" in unsigned_node.detail
+    broken = judge_signing({"error": "PREVIZ_C2PA_KEY=/x: no such file"}, None, "node")
+    assert broken.status is Status.FAIL and "PREVIZ_C2PA_KEY" in broken.detail
+    assert judge_signing({"subject": None}, None, HERE).status is Status.WARN

@@ -62,6 +62,7 @@ from previz.assemble.types import (
     CutShot,
     TakeMedia,
 )
+from previz.generate.registry import generator_declaration
 from previz.media.encode import H264, CodecSettings, encode_take, file_sha256
 from previz.plan.types import RenderPlan, ShotPlan, TakePlan
 
@@ -198,7 +199,11 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         page_path = folder / PAGE_NAME
         page_path.write_text(_page(plan, shots, cut_shots, thumbs, options, take_status or {},
                                    name, date, slate_frames, joined.warnings), encoding="utf-8")
-        # 9. move the finished folder into place
+        # 9. content credentials, made and signed last (a stream-copy join keeps none)
+        edit_key = cut_edit_key(plan, takes, options)
+        unsigned = _sign_cut(shots, [media_path, review_path, contact_path, *editorial_media],
+                             options, name, edit_key)
+        # 10. move the finished folder into place
         files = _publishing_order(folder, shots, audio, *editorial_media, media_path,
                                   review_path, contact_path, otio_path, edl_path, xml_path,
                                   page_path)
@@ -210,10 +215,9 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         raise
     shutil.rmtree(scratch, ignore_errors=True)
     files = {n: final / p.name for n, p in files.items()}
-    edit_key = cut_edit_key(plan, takes, options)
-    warnings = tuple(joined.warnings)
+    warnings = tuple(joined.warnings) + tuple(_unsigned_warning(unsigned))
     manifest = _manifest(plan, cut_shots, files, joined, reviewed, options, name, date,
-                         slate_frames, edit_key, warnings)
+                         slate_frames, edit_key, warnings, unsigned)
     return Cut(
         project=plan.project, sequence=plan.sequence, version=options.version, name=name,
         folder=final, fps=fps, width=plan.width, height=plan.height, frames=plan.frames,
@@ -636,7 +640,8 @@ def _timeline_metadata(plan: RenderPlan, options: AssembleOptions, name: str) ->
 def _manifest(plan: RenderPlan, cut_shots: list[CutShot], files: dict[str, Path],
               joined: JoinReport, reviewed: ReviewReport | None, options: AssembleOptions,
               name: str, date: str,
-              slate_frames: int, edit_key: str, warnings: Sequence[str]) -> dict[str, Any]:
+              slate_frames: int, edit_key: str, warnings: Sequence[str],
+              unsigned: Sequence[str]) -> dict[str, Any]:
     roles = {"cut": f"{name}.mp4", "otio": f"{name}.otio", "edl": f"{name}.edl",
              "xml": f"{name}.xml", "contact_sheet": f"{name}_contact.jpg",
              "review_page": PAGE_NAME}
@@ -664,9 +669,57 @@ def _manifest(plan: RenderPlan, cut_shots: list[CutShot], files: dict[str, Path]
         "review": asdict(reviewed) if reviewed is not None else None,
         "provenance": {"digital_source_type": "compositeWithTrainedAlgorithmicMedia",
                        "tools": {"previz": _previz_version(),
-                                 "opentimelineio": opentimelineio.__version__}},
+                                 "opentimelineio": opentimelineio.__version__},
+                       "signed_by": options.signing.subject if options.signing else None,
+                       "unsigned_takes": list(unsigned)},
         "warnings": list(warnings),
     }
+
+
+def _sign_cut(shots: list[_Shot], media: Sequence[Path | None], options: AssembleOptions,
+              name: str, edit_key: str) -> list[str]:
+    """Sign what assembly made (the cut, review copy, contact sheet, editorial media) with the
+    takes it shows as ingredients, whose own credentials travel inside it. Returns the shots
+    whose takes carry none (rendered before signing was set up, or by workers without it)."""
+    signing = options.signing
+    if signing is None:
+        return []
+    from previz.media.credentials import (
+        COMPOSITE,
+        COMPOSITE_TRAINED,
+        Ingredient,
+        is_signed,
+        sign_derived,
+    )
+
+    takes = [(shot, Ingredient(shot.path, f"{shot.plan.id} take {shot.take.take} "
+                                          f"({shot.take.key[:12]})", "componentOf"))
+             for shot in shots if shot.take is not None and not shot.placeholder]
+    unsigned = [shot.plan.id for shot, ingredient in takes if not is_signed(ingredient.path)]
+    trained = any(generator_declaration(shot.take.final_task.generator).digital_source_type
+                  == "trainedAlgorithmicMedia" for shot, _ in takes)
+    about = {"cut": name, "version": options.version, "cut_key": edit_key}
+    by_media = {Path(shot.media).stem: ingredient for shot, ingredient in takes}
+    for path in media:
+        if path is None:
+            continue
+        if path.suffix == ".mov":  # editorial media: one shot's (no take for a placeholder)
+            ingredients = [by_media[path.stem]] if path.stem in by_media else []
+        else:
+            ingredients = [ingredient for _, ingredient in takes]
+        sign_derived(path, signing, title=path.name,
+                     source_type=COMPOSITE_TRAINED if trained else COMPOSITE,
+                     ingredients=ingredients, about=about)
+    return unsigned
+
+
+def _unsigned_warning(unsigned: list[str]) -> list[str]:
+    if not unsigned:
+        return []
+    return [f"the takes of {', '.join(unsigned)} carry no content credentials (rendered "
+            "before signing was set up, or by workers without PREVIZ_C2PA_CERT and "
+            "PREVIZ_C2PA_KEY): the cut lists them as unsigned ingredients — render them again "
+            "with --force --only to sign them"]
 
 
 def _previz_version() -> str:
@@ -699,6 +752,8 @@ def cut_edit_key(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
               "codec": options.codec.name, "review_codec": options.review_codec.name}
     if options.editorial is not None:  # only then: earlier cuts keep their keys
         fields["editorial"] = options.editorial.name
+    if options.signing is not None:  # a cut signed once signing is set up is another file
+        fields["signed_by"] = options.signing.subject
     body = json.dumps(fields, sort_keys=True)
     return "cut-" + hashlib.sha256(body.encode()).hexdigest()
 

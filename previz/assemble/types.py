@@ -78,6 +78,9 @@ class AssembleOptions:
     contact_columns: int = 4
     thumbnail_width: int = 320
     media_urls: Mapping[str, str] = field(default_factory=dict)  # name -> URL for review.html
+    # Content credentials: the cut, review copy, editorial media and contact sheet are signed
+    # with the takes they show as ingredients (previz.media.credentials.Signing); None: unsigned.
+    signing: Any = None
 
 
 @dataclass(frozen=True)

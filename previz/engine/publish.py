@@ -12,6 +12,7 @@ write would be lost with it (a killed driver, a Ctrl-C while encodes finish).
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -64,7 +65,8 @@ def publish_encoded(store, task: ShotTask, take: TakePlan, media: Path,
     with tempfile.TemporaryDirectory(prefix="previz-publish-") as folder:
         thumb = Path(folder) / "thumb.jpg"
         thumb.write_bytes(thumbnail(np.asarray(last_frame(media))))
-        full_record = _take_record(task, take, record, "take", started)
+        media, credentials = _signed(media, Path(folder), task, take)
+        full_record = _take_record(task, take, record, "take", started, credentials)
         publish_take(store, take.key, media, full_record, thumb)
     return {"key": take.key, "kind": "take", "encode_seconds": time.time() - started,
             "ledger_error": _record_in_ledger(store, task, take, full_record)}
@@ -94,9 +96,11 @@ def publish_frames(store, task: ShotTask, take: TakePlan, frames: np.ndarray,
             encode_take(picked, Fraction(take.retime.cut_fps), media, width=take.width,
                         height=take.height, codec_settings=codec)
             key, kind = take.key, "take"
+            media, credentials = _signed(media, Path(folder), task, take)
         thumb = Path(folder) / "thumb.jpg"
         thumb.write_bytes(thumbnail(frames))
-        full_record = _take_record(task, take, record, kind, started)
+        full_record = _take_record(task, take, record, kind, started,
+                                   credentials if kind == "take" else None)
         publish_take(store, key, media, full_record, thumb)
     return {"key": key, "kind": kind, "encode_seconds": time.time() - started,
             "ledger_error": _record_in_ledger(store, task, take, full_record)}
@@ -128,10 +132,30 @@ def _record_in_ledger(store, task: ShotTask, take: TakePlan, record: dict[str, A
     return None
 
 
+def _signed(media: Path, folder: Path, task: ShotTask,
+            take: TakePlan) -> tuple[Path, dict[str, Any]]:
+    """The take's media with content credentials, when this process has a signing certificate
+    (the node's PREVIZ_C2PA_CERT and PREVIZ_C2PA_KEY), and what the take record says of them."""
+    from previz.generate.registry import generator_declaration
+    from previz.media.credentials import sign_take, signing_from_env
+
+    signing = signing_from_env()
+    if signing is None:
+        return media, {"signed_by": None}
+    if media.parent != folder:  # the generator's own file: sign a copy
+        media = Path(shutil.copy(media, folder / MEDIA_NAME))
+    declaration = generator_declaration(task.generator)
+    sign_take(media, signing, task=task, take_key=take.key,
+              source_type=declaration.digital_source_type,
+              generator_version=declaration.version)
+    return media, {"signed_by": signing.subject}
+
+
 def _take_record(task: ShotTask, take: TakePlan, record: dict[str, Any], kind: str,
-                 started: float) -> dict[str, Any]:
+                 started: float, credentials: dict[str, Any] | None) -> dict[str, Any]:
     return {
         **record, "kind": kind, "shot": task.shot_id, "take": task.take,
+        "credentials": credentials,
         "segment": task.segment, "segments": task.segments,
         "recipe": task.model_dump(mode="json"),
         "retime": take.retime.model_dump() if kind == "take" else None,

@@ -76,7 +76,7 @@ class SyntheticGenerator:
         options=_TIMINGS | {"load_seconds", "faults", "gpus", "gpu_memory_gb"},
         load_options=frozenset({"load_seconds"}),
         pixel_neutral_options=_TIMINGS | {"load_seconds", "faults"},
-        stated_seconds=_stated_seconds,
+        stated_seconds=_stated_seconds, digital_source_type="algorithmicMedia",
     )
 
     def __init__(self, spec: ModelSpec, *, weights: str | None = None,

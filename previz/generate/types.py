@@ -79,6 +79,9 @@ class GeneratorDeclaration:
     # The seconds a task will take when its options state them (a rehearsal's own timings):
     # stated_seconds(options, frames, steps) -> seconds, or None to use the catalog's cost.
     stated_seconds: Callable[[dict[str, Any], int, int], float | None] | None = None
+    # What its pictures are, in the IPTC digital source type terms content credentials use:
+    # a trained model's output, or pictures an algorithm drew from no training data.
+    digital_source_type: str = "trainedAlgorithmicMedia"
 
     def __post_init__(self) -> None:
         undeclared = (self.load_options | self.pixel_neutral_options) - self.options

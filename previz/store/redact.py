@@ -21,9 +21,15 @@ _SECRET_ASSIGN = re.compile(
     r"(\s*[=:]\s*)[^\s,;\"']+"
 )
 
+# a signing key (content credentials) pasted where it must never go
+_PRIVATE_KEY = re.compile(r"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+                          re.DOTALL)
+
 
 def redact(text: str) -> str:
-    """`text` with presigned query values, access key ids, URL user-info and secrets masked."""
+    """`text` with presigned query values, access key ids, URL user-info, private keys and
+    secrets masked."""
+    text = _PRIVATE_KEY.sub(r"-----BEGIN \1PRIVATE KEY-----***", text)
     text = _AMZ_QUERY.sub(r"\1***", text)
     text = _USERINFO.sub(r"\1***@", text)
     text = _ACCESS_KEY.sub("***", text)
