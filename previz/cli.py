@@ -92,6 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_ledger_arguments(ledger)
     ledger.set_defaults(run=run_ledger_command)
 
+    decisions = commands.add_parser(
+        "decisions", help="list the reviewers' decisions (dailies) kept in a store")
+    decisions.add_argument("store", metavar="STORE", nargs="?", default=None,
+                           help="a folder or s3://bucket/prefix (default ./renders)")
+    decisions.add_argument("--project", default=None, help="only this project")
+    decisions.add_argument("--sequence", default=None, help="only this sequence")
+    decisions.add_argument("--json", action="store_true", help="one JSON object per decision")
+    decisions.set_defaults(run=_decisions)
+
     verify = commands.add_parser(
         "verify", help="check the content credentials (C2PA) of takes, cuts and other media")
     verify.add_argument("files", nargs="+", metavar="FILE")
@@ -298,6 +307,38 @@ def _job_command(args: argparse.Namespace) -> int:
     elif args.command == "cancel":
         stopped = jobs.cancel_job(address, args.job)
         print(f"{args.job}: {'stopping' if stopped else 'already finished'}")
+    return EXIT_OK
+
+
+def _decisions(args: argparse.Namespace) -> int:
+    from previz.dailies.decisions import read_decisions, reviewed_sequences, shot_reviews
+    from previz.store import open_store
+
+    store = open_store(args.store)
+    sequences = [(p, s) for p, s in reviewed_sequences(store)
+                 if args.project in (None, p) and args.sequence in (None, s)]
+    for project, sequence in sequences:
+        decisions = read_decisions(store, project, sequence)
+        if args.json:
+            for decision in decisions:
+                print(decision.model_dump_json())
+            continue
+        print(f"{project} {sequence}: {len(decisions)} decision(s)")
+        for decision in decisions:
+            where = f" at {decision.timecode} (frame {decision.frame})" if (
+                decision.frame is not None) else ""
+            take = f" take {decision.take}" if decision.take else ""
+            note = f": {decision.note}" if decision.note else ""
+            print(f"  {decision.at:%Y-%m-%d %H:%M} {decision.reviewer:<12} {decision.version} "
+                  f"{decision.shot} {decision.action.value}{take}{where}{note}")
+        standing = ", ".join(f"{shot} {review.status}" + (f" (take {review.take})"
+                                                          if review.take else "")
+                             for shot, review in shot_reviews(decisions).items()
+                             if review.status)
+        if standing:
+            print(f"  now: {standing}")
+    if not sequences and not args.json:
+        print(f"{store.uri}: no decisions yet — `previz review` is where they are made")
     return EXIT_OK
 
 
