@@ -61,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--editorial-media", default=None, choices=("prores422", "dnxhr-hq"),
                         help="also write each shot as ProRes 422 or DNxHR HQ MOV for Avid and "
                              "Premiere (same names as the cut files' clips, .mov)")
+    render.add_argument("--retakes", action="store_true",
+                        help="a new take, with a new seed, of every shot reviewers marked "
+                             "needs work (previz review); the old takes are kept")
+    render.add_argument("--ignore-decisions", action="store_true",
+                        help="render the storyboard as written: no approved takes as selects, "
+                             "no review notes in the cut files")
     render.add_argument("--json", action="store_true", help="print one JSON object at the end")
     render.set_defaults(run=_render)
 
@@ -100,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     decisions.add_argument("--sequence", default=None, help="only this sequence")
     decisions.add_argument("--json", action="store_true", help="one JSON object per decision")
     decisions.set_defaults(run=_decisions)
+
+    review = commands.add_parser(
+        "review", help="dailies in the browser: compare takes, pick, approve, note at frames")
+    review.add_argument("store", metavar="STORE", nargs="?", default=None,
+                        help="a folder or s3://bucket/prefix (default ./renders)")
+    review.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on (default 127.0.0.1: this machine only; "
+                             "any other needs --tokens)")
+    review.add_argument("--port", type=int, default=8300)
+    review.add_argument("--tokens", default=None, metavar="FILE",
+                        help="reviewers' tokens, one `name: token` line each (default "
+                             "$PREVIZ_REVIEW_TOKENS): who made a decision comes from the token")
+    review.set_defaults(run=_review)
 
     verify = commands.add_parser(
         "verify", help="check the content credentials (C2PA) of takes, cuts and other media")
@@ -229,7 +248,8 @@ def _render(args: argparse.Namespace) -> int:
                              force=args.force, draft=args.draft, as_json=args.json,
                              deadline=deadline,
                              deadline_fallback=args.deadline_fallback,
-                             editorial_media=args.editorial_media, started=_program_start())
+                             editorial_media=args.editorial_media, retakes=args.retakes,
+                             ignore_decisions=args.ignore_decisions, started=_program_start())
 
 
 def _program_start() -> float | None:
@@ -339,6 +359,17 @@ def _decisions(args: argparse.Namespace) -> int:
             print(f"  now: {standing}")
     if not sequences and not args.json:
         print(f"{store.uri}: no decisions yet — `previz review` is where they are made")
+    return EXIT_OK
+
+
+def _review(args: argparse.Namespace) -> int:
+    from previz.dailies.server import ReviewSettings, load_tokens, serve
+    from previz.store.registry import DEFAULT_STORE
+
+    if not 0 < args.port < 65536:
+        raise InvalidInput(f"--port {args.port}: not a port — give 1 to 65535")
+    serve(ReviewSettings(store_uri=args.store or DEFAULT_STORE, host=args.host, port=args.port,
+                         tokens=load_tokens(args.tokens)))
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
                       only: list[str] | None = None, force: bool = False, draft: bool = False,
                       as_json: bool = False, deadline: float | None = None,
                       deadline_fallback: str = "draft", editorial_media: str | None = None,
+                      retakes: bool = False, ignore_decisions: bool = False,
                       settings: Any = None, started: float | None = None) -> int:
     """1. load; 2. plan; 3-4. render the missing takes; 5. assemble and publish the cut.
 
@@ -48,9 +49,13 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
     # "(raylet) A worker died …" lines among them) goes to stderr.
     with _stdout_to_stderr(as_json):
         try:
-            plan = plan_from_storyboard(load_storyboard(path))
+            board = load_storyboard(path)
+            plan = plan_from_storyboard(board)
             signing = signing_from_env()  # bad settings: exit 2 before anything renders
             store_uri = store or DEFAULT_STORE
+            review_notes: dict[str, Any] = {}
+            if not ignore_decisions:  # dailies: approved takes, retakes, notes
+                plan, review_notes = _following_decisions(board, plan, store_uri, retakes)
             settings = settings or EngineSettings()
             if deadline is not None:
                 settings.deadline = deadline
@@ -67,7 +72,7 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
             if not any(shot.status.in_cut for shot in report.shots):
                 raise PrevizError(_nothing_came_out(report))
             options = AssembleOptions(editorial=CODECS[editorial_media] if editorial_media
-                                      else None, signing=signing)
+                                      else None, signing=signing, review_notes=review_notes)
             assembling = time.time()
             cut = assemble_and_publish(plan, store_uri, report, options=options)
             finished = time.time()
@@ -98,6 +103,21 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
     else:
         _print_summary(summary, report)
     return EXIT_OK if report.complete else EXIT_PARTIAL
+
+
+def _following_decisions(board, plan, store_uri: str, retakes: bool):
+    """The plan as the reviewers' decisions in the store want it (previz.dailies.follow), and
+    their notes by shot; what was changed is said on stderr."""
+    from previz.dailies.follow import follow_decisions
+    from previz.plan import plan_from_storyboard
+    from previz.store import open_store
+
+    followed = follow_decisions(board, plan, open_store(store_uri), retakes=retakes)
+    for message in followed.messages:
+        print(f"previz: {message}", file=sys.stderr)
+    if followed.changed:
+        plan = plan_from_storyboard(followed.board)
+    return plan, followed.notes
 
 
 def _estimate_and_actual(plan, report, actual: dict[str, float]) -> dict[str, Any]:

@@ -169,7 +169,7 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
                           jobs=options.jobs, audio=audio, title=name, verify=options.verify,
                           content=content, cache=pieces)
         # 5. the review copy (slate, burn-ins) from per-shot pieces, and the thumbnails
-        cut_shots = [_cut_shot(s) for s in shots]
+        cut_shots = [_cut_shot(s, options) for s in shots]
         slate_frames = round(Fraction(options.slate_seconds) * fps) if options.review else 0
         date = options.date or datetime.now(timezone.utc).strftime("%Y-%m-%d")
         review_path = folder / f"{name}_review.mp4" if options.review else None
@@ -197,8 +197,9 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         xml_path = editorial.write_fcp_xml(timeline, folder / f"{name}.xml")
         # 8. the review page
         page_path = folder / PAGE_NAME
-        page_path.write_text(_page(plan, shots, cut_shots, thumbs, options, take_status or {},
-                                   name, date, slate_frames, joined.warnings), encoding="utf-8")
+        review_takes = _review_takes(shots, take_status or {})
+        page_path.write_text(_page(plan, cut_shots, review_takes, thumbs, options, name, date,
+                                   slate_frames, joined.warnings), encoding="utf-8")
         # 9. content credentials, made and signed last (a stream-copy join keeps none)
         edit_key = cut_edit_key(plan, takes, options)
         unsigned = _sign_cut(shots, [media_path, review_path, contact_path, *editorial_media],
@@ -217,7 +218,7 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
     files = {n: final / p.name for n, p in files.items()}
     warnings = tuple(joined.warnings) + tuple(_unsigned_warning(unsigned))
     manifest = _manifest(plan, cut_shots, files, joined, reviewed, options, name, date,
-                         slate_frames, edit_key, warnings, unsigned)
+                         slate_frames, edit_key, warnings, unsigned, review_takes)
     return Cut(
         project=plan.project, sequence=plan.sequence, version=options.version, name=name,
         folder=final, fps=fps, width=plan.width, height=plan.height, frames=plan.frames,
@@ -555,7 +556,7 @@ def _contact_sheet(shots: list[_Shot], thumbs: list[np.ndarray], fps: Fraction, 
 # -- 8. review page ----------------------------------------------------------------------------
 
 
-def _cut_shot(shot: _Shot) -> CutShot:
+def _cut_shot(shot: _Shot, options: AssembleOptions) -> CutShot:
     task = _task(shot)
     plan = shot.plan
     return CutShot(
@@ -571,15 +572,14 @@ def _cut_shot(shot: _Shot) -> CutShot:
         prompt_template=task.shot_prompt or plan.prompt,
         notes=plan.notes, error=shot.error if shot.placeholder else None,
         placeholder=shot.placeholder, fade_out=plan.fade_out,
+        review_notes=tuple(n for n in options.review_notes.get(plan.id, ())
+                           if n.offset < plan.frames),
     )
 
 
-def _page(plan: RenderPlan, shots: list[_Shot], cut_shots: list[CutShot],
-          thumbs: list[np.ndarray], options: AssembleOptions, take_status: Mapping[str, str],
-          name: str, date: str,
-          slate_frames: int, warnings: Sequence[str]) -> str:
-    fps = plan.fps_fraction
-    start = timecode_frames(plan.timecode_start, fps)
+def _review_takes(shots: list[_Shot], take_status: Mapping[str, str]) -> list[list[ReviewTake]]:
+    """Every take of every shot (and the stand-in shown, under a deadline): on the review page,
+    and in the manifest for dailies, where reviewers compare and pick them."""
     takes = []
     for shot in shots:
         shown = shot.take.key if shot.take else None
@@ -592,6 +592,15 @@ def _page(plan: RenderPlan, shots: list[_Shot], cut_shots: list[CutShot],
                                           take_status.get(stand_in.key, "draft"),
                                           draft=shot.draft_label))
         takes.append(entries)
+    return takes
+
+
+def _page(plan: RenderPlan, cut_shots: list[CutShot], takes: list[list[ReviewTake]],
+          thumbs: list[np.ndarray], options: AssembleOptions,
+          name: str, date: str,
+          slate_frames: int, warnings: Sequence[str]) -> str:
+    fps = plan.fps_fraction
+    start = timecode_frames(plan.timecode_start, fps)
     player = f"{name}_review.mp4" if options.review else f"{name}.mp4"
     downloads = [("cut (mp4)", f"{name}.mp4")]
     if options.review:
@@ -641,7 +650,7 @@ def _manifest(plan: RenderPlan, cut_shots: list[CutShot], files: dict[str, Path]
               joined: JoinReport, reviewed: ReviewReport | None, options: AssembleOptions,
               name: str, date: str,
               slate_frames: int, edit_key: str, warnings: Sequence[str],
-              unsigned: Sequence[str]) -> dict[str, Any]:
+              unsigned: Sequence[str], takes: list[list[ReviewTake]]) -> dict[str, Any]:
     roles = {"cut": f"{name}.mp4", "otio": f"{name}.otio", "edl": f"{name}.edl",
              "xml": f"{name}.xml", "contact_sheet": f"{name}_contact.jpg",
              "review_page": PAGE_NAME}
@@ -663,6 +672,9 @@ def _manifest(plan: RenderPlan, cut_shots: list[CutShot], files: dict[str, Path]
         "plan": {"edit_key": plan.edit_key, "storyboard": Path(plan.storyboard).name},
         "roles": roles,
         "shots": [asdict(s) for s in cut_shots],
+        # every take of each shot, not only the one shown (dailies compares and picks them)
+        "takes": {shot.id: [asdict(t) for t in entries]
+                  for shot, entries in zip(cut_shots, takes, strict=True)},
         "join": {"copied_frames": joined.copied_frames, "encoded_frames": joined.encoded_frames,
                  "pieces": joined.pieces, "encoded_pieces": joined.encoded_pieces,
                  "codec": options.codec.name, "reused_pieces": joined.reused_pieces},
@@ -754,6 +766,9 @@ def cut_edit_key(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         fields["editorial"] = options.editorial.name
     if options.signing is not None:  # a cut signed once signing is set up is another file
         fields["signed_by"] = options.signing.subject
+    if options.review_notes:  # its cut files carry them
+        fields["review_notes"] = {shot: [asdict(n) for n in notes]
+                                  for shot, notes in sorted(options.review_notes.items())}
     body = json.dumps(fields, sort_keys=True)
     return "cut-" + hashlib.sha256(body.encode()).hexdigest()
 

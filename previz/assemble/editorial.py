@@ -86,6 +86,13 @@ def build_timeline(*, name: str, shots: Sequence[CutShot], fps: Fraction, frames
                 name=shot.notes, marked_range=_range(source_start, 0, rate),
                 color=otio.schema.MarkerColor.RED, comment=shot.notes,
                 metadata={"previz": {"note": shot.notes, "shot": shot.id}}))
+        for note in shot.review_notes:
+            said = f"{note.reviewer}: {note.text}"
+            clip.markers.append(otio.schema.Marker(
+                name=said, marked_range=_range(source_start + note.offset, 0, rate),
+                color=otio.schema.MarkerColor.YELLOW, comment=said,
+                metadata={"previz": {"review_note": note.text, "reviewer": note.reviewer,
+                                     "version": note.version, "shot": shot.id}}))
         track.append(clip)
         if shot.fade_out:
             track.append(otio.schema.Transition(

@@ -81,6 +81,20 @@ class AssembleOptions:
     # Content credentials: the cut, review copy, editorial media and contact sheet are signed
     # with the takes they show as ingredients (previz.media.credentials.Signing); None: unsigned.
     signing: Any = None
+    # Reviewers' notes by shot id (previz.dailies.follow): markers at their frames in the OTIO,
+    # comments in the EDL.
+    review_notes: Mapping[str, tuple[ReviewNote, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReviewNote:
+    """A reviewer's note on a shot (dailies), placed `offset` frames into it."""
+
+    offset: int
+    text: str
+    reviewer: str
+    version: str  # the version it was made on
+    timecode: str | None = None  # where, in that version
 
 
 @dataclass(frozen=True)
@@ -109,6 +123,7 @@ class CutShot:
     error: str | None
     placeholder: bool
     fade_out: int = 0  # last frames fading to black
+    review_notes: tuple[ReviewNote, ...] = ()  # reviewers' notes (dailies): markers in the cut
 
     @property
     def draft(self) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import shutil
 import sys
 import urllib.request
 from fractions import Fraction
@@ -16,11 +15,9 @@ from urllib.parse import quote
 import numpy as np
 import pytest
 from assemble_support import build_cut
+from browser_support import WAIT_S, start_chromium
 from conftest import make_plan, write_takes
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from synth import level_of
@@ -46,28 +43,11 @@ NOTES = {1: "</td></tr><script>window.__pwned=3</script>"}
 ERROR = "<svg onload=window.__pwned=4> CUDA out of memory"
 LAYOUT = [(30, None), (24, "dissolve 6"), (30, None), (24, None)]
 FAILED = 3
-WAIT_S = 20
-
-
-def _binary(*names: str) -> str | None:
-    return next((path for path in map(shutil.which, names) if path), None)
 
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = _binary("chromium", "chromium-browser")
-    driver_path = _binary("chromedriver")
-    if chromium is None or driver_path is None:
-        pytest.skip("Debian's chromium and chromium-driver are not installed "
-                    "(apt-get install chromium chromium-driver; .ci/run installs them)")
-    options = Options()
-    options.binary_location = chromium
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                     "--disable-gpu", "--no-proxy-server", "--mute-audio",
-                     "--autoplay-policy=no-user-gesture-required", "--window-size=1280,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.set_page_load_timeout(WAIT_S)
+    driver = start_chromium()
     yield driver
     driver.quit()
 
