@@ -247,7 +247,11 @@ def _version_data(store, manifest: dict[str, Any], project: str, sequence: str,
     shots = []
     for shot in manifest["shots"]:
         takes = []
-        for take in manifest.get("takes", {}).get(shot["id"], []):
+        # (a version published before manifests listed every take: the one it shows)
+        shown = [{"take": shot["take"], "key": shot["take_key"], "seed": shot["seed"],
+                  "selected": True, "shown": True, "status": shot["status"]}
+                 ] if shot.get("take_key") else []
+        for take in manifest.get("takes", {}).get(shot["id"], shown):
             record = read_take_record(store, take["key"]) if has_take(store, take["key"]) else {}
             recipe = record.get("recipe") or {}
             takes.append({**take, "media": f"/media/{take_object(take['key'], MEDIA_NAME)}"

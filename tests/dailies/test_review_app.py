@@ -174,6 +174,22 @@ def test_a_supervisors_dailies_reach_the_next_render(rendered):
     clip = next(c for c in timeline.find_clips() if c.name.startswith("SH0020"))
     marker = next(m for m in clip.markers if NOTE in m.name)
     assert marker.marked_range.start_time.value == 1001 + 13  # frame 37 is 13 into SH0020
+    # the shot in the new version, compared with the one the decisions were made on
+    server, browser = Server(store), start_chromium()
+    try:
+        browser.get(f"{server.url}/v/TEST/SQ010/{again['version']}")
+        select = browser.find_element(By.CSS_SELECTOR, "#shot-SH0020 .compare")
+        select.find_element(By.XPATH, "option[text()='v001']").click()
+        _wait(browser, "var v = document.querySelector('#shot-SH0020 .compared video');"
+                       "return v !== null && v.readyState >= 1")
+        label = browser.find_element(By.CSS_SELECTOR, "#shot-SH0020 .compared div").text
+        assert label == "v001: take 1"
+        history = browser.find_element(By.CSS_SELECTOR, "#shot-SH0020 details")
+        assert "v001" in history.get_attribute("textContent") and "approve take 2" in \
+            history.get_attribute("textContent")
+    finally:
+        browser.quit()
+        server.stop()
     ignored = _render(board, store, "--ignore-decisions")
     assert {s["id"]: s["take"] for s in ignored["shots"]}["SH0020"] == \
         read_manifest(open_store(str(store)), "TEST", "SQ010", "v001")["takes"]["SH0020"][0]["key"]
