@@ -55,6 +55,7 @@ from previz.assemble.mp4 import Mp4Error, VideoTrack, read_video_track
 from previz.assemble.pieces import PieceCache
 from previz.assemble.review import PAGE_NAME, ReviewTake, review_html
 from previz.assemble.review_copy import ReviewReport, ReviewShot, review_copy
+from previz.assemble.sound import mix_sound
 from previz.assemble.types import (
     AssembleError,
     AssembleOptions,
@@ -160,7 +161,7 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         _stage_media(plan, shots, folder, options)
         content = frame_content(layers, [s.media_id for s in shots])
         editorial_media = _editorial_media(plan, shots, folder, options)
-        audio = _stage_audio(plan, folder, name, options)
+        audio, shot_sounds = _stage_audio(plan, shots, folder, name, options)
         # 4. the picture: transitions re-encoded (or kept from the last cut), the rest
         #    stream-copied; the audio under it
         media_path = folder / f"{name}.mp4"
@@ -169,7 +170,9 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
                           jobs=options.jobs, audio=audio, title=name, verify=options.verify,
                           content=content, cache=pieces)
         # 5. the review copy (slate, burn-ins) from per-shot pieces, and the thumbnails
-        cut_shots = [_cut_shot(s, options) for s in shots]
+        cut_shots = [_cut_shot(s, options, shot_sounds.get(s.plan.id)) for s in shots]
+        # the cut files' A1: the bed (shots' own sounds get tracks of their own), else the cut's
+        bed = shot_sounds.get("") if shot_sounds else audio[0] if audio else None
         slate_frames = round(Fraction(options.slate_seconds) * fps) if options.review else 0
         date = options.date or datetime.now(timezone.utc).strftime("%Y-%m-%d")
         review_path = folder / f"{name}_review.mp4" if options.review else None
@@ -190,7 +193,7 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         timeline = editorial.build_timeline(
             name=name, shots=cut_shots, fps=fps, frames=plan.frames,
             start_frame=timecode_frames(plan.timecode_start, fps), source_start=SOURCE_START,
-            audio=(audio[0].name, plan.frames) if audio else None,
+            audio=(bed.name, plan.frames) if bed else None,
             metadata=_timeline_metadata(plan, options, name))
         otio_path = editorial.write_otio(timeline, folder / f"{name}.otio")
         edl_path = editorial.write_edl(timeline, folder / f"{name}.edl")
@@ -205,7 +208,8 @@ def cut_from_takes(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
         unsigned = _sign_cut(shots, [media_path, review_path, contact_path, *editorial_media],
                              options, name, edit_key)
         # 10. move the finished folder into place
-        files = _publishing_order(folder, shots, audio, *editorial_media, media_path,
+        files = _publishing_order(folder, shots, audio, *shot_sounds.values(),
+                                  *editorial_media, media_path,
                                   review_path, contact_path, otio_path, edl_path, xml_path,
                                   page_path)
         final.mkdir(parents=True, exist_ok=True)
@@ -374,17 +378,31 @@ def _link_or_copy(source: Path, target: Path, link: bool) -> None:
     shutil.copyfile(source, target)
 
 
-def _stage_audio(plan: RenderPlan, folder: Path, name: str,
-                 options: AssembleOptions) -> tuple[Path, int, int] | None:
-    """(staged audio bed, lead samples, total samples at 48 kHz) or None."""
+def _stage_audio(plan: RenderPlan, shots: list[_Shot], folder: Path, name: str,
+                 options: AssembleOptions) -> tuple[tuple[Path, int, int] | None, dict[str, Path]]:
+    """(the cut's sound: staged file, lead samples, total samples at 48 kHz; or None) and each
+    shot's own sound file. With shots' sound files, the mix (previz.assemble.sound); else the
+    bed as it is."""
+    mixed = mix_sound(plan, folder, name, {s.plan.id: s.media for s in shots})
+    if mixed is not None:
+        sounds = dict(mixed.shots)
+        if plan.audio is not None:
+            # the bed as it is, under "": the cut files' A1 (the mix is the picture's sound)
+            sounds[""] = _staged_bed(plan, folder, f"{name}_bed", options)
+        return (mixed.path, 0, mixed.samples), sounds
     if plan.audio is None:
-        return None
+        return None, {}
+    bed = _staged_bed(plan, folder, f"{name}_audio", options)
+    return (bed, 0, audio_samples(plan.frames, plan.fps_fraction)), {}
+
+
+def _staged_bed(plan: RenderPlan, folder: Path, stem: str, options: AssembleOptions) -> Path:
     source = Path(plan.audio)
     suffix = source.suffix.lower() if re.fullmatch(r"\.[a-z0-9]{1,5}", source.suffix.lower()) \
         else ".audio"
-    target = folder / f"{name}_audio{suffix}"
+    target = folder / f"{stem}{suffix}"
     _link_or_copy(source, target, options.link_media)
-    return target, 0, audio_samples(plan.frames, plan.fps_fraction)
+    return target
 
 
 
@@ -556,7 +574,7 @@ def _contact_sheet(shots: list[_Shot], thumbs: list[np.ndarray], fps: Fraction, 
 # -- 8. review page ----------------------------------------------------------------------------
 
 
-def _cut_shot(shot: _Shot, options: AssembleOptions) -> CutShot:
+def _cut_shot(shot: _Shot, options: AssembleOptions, sound: Path | None) -> CutShot:
     task = _task(shot)
     plan = shot.plan
     return CutShot(
@@ -574,6 +592,7 @@ def _cut_shot(shot: _Shot, options: AssembleOptions) -> CutShot:
         placeholder=shot.placeholder, fade_out=plan.fade_out,
         review_notes=tuple(n for n in options.review_notes.get(plan.id, ())
                            if n.offset < plan.frames),
+        dialogue=plan.dialogue, sound=plan.sound, sound_file=sound.name if sound else None,
     )
 
 

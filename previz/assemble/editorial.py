@@ -113,7 +113,38 @@ def build_timeline(*, name: str, shots: Sequence[CutShot], fps: Fraction, frames
             source_range=_range(0, min(audio_frames, frames), rate),
             metadata={"previz": {"role": "audio bed"}}))
         timeline.tracks.append(sound)
+    _shot_sound_tracks(timeline, shots, rate)
     return timeline
+
+
+def _shot_sound_tracks(timeline: otio.schema.Timeline, shots: Sequence[CutShot],
+                       rate: float) -> None:
+    """Each shot's own sound as a clip at its picture's position, on as many tracks as the
+    overlaps under dissolves need (a checkerboard, as editors lay them)."""
+    tracks: list[tuple[otio.schema.Track, int]] = []  # track, frame where it is free
+    for shot in shots:
+        if not shot.sound_file:
+            continue
+        length = shot.record_out - shot.record_in
+        index = next((i for i, (_, free) in enumerate(tracks) if free <= shot.record_in),
+                     len(tracks))
+        if index == len(tracks):
+            tracks.append((otio.schema.Track(name=f"A{index + 2}",
+                                             kind=otio.schema.TrackKind.Audio), 0))
+        track, free = tracks[index]
+        if shot.record_in > free:
+            track.append(otio.schema.Gap(source_range=_range(0, shot.record_in - free, rate)))
+        track.append(otio.schema.Clip(
+            name=shot.sound_file,
+            media_reference=otio.schema.ExternalReference(
+                target_url=shot.sound_file, available_range=_range(0, length, rate)),
+            source_range=_range(0, length, rate),
+            metadata={"previz": {"shot": shot.id, "role": "shot sound",
+                                 "dialogue": [list(d) for d in shot.dialogue],
+                                 "sound": shot.sound}}))
+        tracks[index] = (track, shot.record_out)
+    for track, _ in tracks:
+        timeline.tracks.append(track)
 
 
 def _clip_metadata(shot: CutShot) -> dict[str, Any]:

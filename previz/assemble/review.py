@@ -162,6 +162,10 @@ def review_html(*, title: str, project: str, sequence: str, version: str, fps: F
             extra += f'<div class="template mono">as written: {_e(shot.prompt_template)}</div>'
         if shot.notes:
             extra += f'<div class="note">Note: {_e(shot.notes)}</div>'
+        for character, line in shot.dialogue:
+            extra += f'<div class="dialogue">{_e(character)}: “{_e(line)}”</div>'
+        if shot.sound:
+            extra += f'<div class="sound">Sound: {_e(shot.sound)}</div>'
         if shot.error:
             extra += f'<div class="error">{_e(shot.error)}</div>'
         steps = ""

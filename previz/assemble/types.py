@@ -124,6 +124,9 @@ class CutShot:
     placeholder: bool
     fade_out: int = 0  # last frames fading to black
     review_notes: tuple[ReviewNote, ...] = ()  # reviewers' notes (dailies): markers in the cut
+    dialogue: tuple[tuple[str, str], ...] = ()  # (character, line)
+    sound: str | None = None  # effects and ambience, in words
+    sound_file: str | None = None  # the shot's own sound in the version folder (WAV)
 
     @property
     def draft(self) -> bool:

@@ -82,6 +82,9 @@ class GeneratorDeclaration:
     # What its pictures are, in the IPTC digital source type terms content credentials use:
     # a trained model's output, or pictures an algorithm drew from no training data.
     digital_source_type: str = "trainedAlgorithmicMedia"
+    # It makes the shot's sound too (dialogue and effects reach it): otherwise a shot's dialogue
+    # and sound are noted as not heard, unless the shot gives a sound file.
+    makes_sound: bool = False
 
     def __post_init__(self) -> None:
         undeclared = (self.load_options | self.pixel_neutral_options) - self.options

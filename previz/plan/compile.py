@@ -396,8 +396,30 @@ class _Compiler:
                 estimate_seconds=sum(t.estimate_seconds for take in shot_takes
                                      for t in take.tasks),
                 line=self.board.locate(("shots", item.index))[0],
+                **self._sound(item),
             ))
         return shots
+
+    def _sound(self, item: _ResolvedShot) -> dict[str, Any]:
+        """The shot's sound: its dialogue and effects in words, and the sound file that is its
+        temp track; what will not be heard is noted."""
+        shot = item.shot
+        sound = {"dialogue": tuple((d.character, d.line) for d in shot.dialogue),
+                 "sound": shot.sound}
+        if shot.audio not in ("generated", "none"):
+            checked = self.board.file(shot.audio)
+            if checked.seconds is not None and checked.seconds > item.frames / self.fps:
+                self.warnings.append(
+                    f"{shot.id}: audio {shot.audio} is {checked.seconds:.2f} s, the shot "
+                    f"{float(item.frames / self.fps):.2f} s — its sound is cut at the shot's "
+                    "end")
+            return {**sound, "audio": checked.path, "audio_sha256": checked.sha256}
+        if (shot.dialogue or shot.sound) and shot.audio == "generated" and \
+                not generator_declaration(item.spec.generator).makes_sound:
+            self.warnings.append(
+                f"{shot.id}: {item.spec.name} makes no sound — its dialogue and sound are "
+                "shown, not heard; give audio: FILE for a temp track")
+        return sound
 
     def _as_draft(self, item: _ResolvedShot) -> _ResolvedShot:
         """The same shot as a draft animatic: what a deadline falls back to."""
@@ -417,7 +439,9 @@ class _Compiler:
             "size": [width, height], "audio": audio.sha256 if audio else None,
             "shots": [[s.id, s.selected_take.key, s.record_in, s.record_out,
                        s.transition.model_dump(), [t.key for t in s.takes],
-                       *([{"fade_out": s.fade_out}] if s.fade_out else [])] for s in shots],
+                       *([{"fade_out": s.fade_out}] if s.fade_out else []),
+                       *([{"audio": s.audio_sha256}] if s.audio_sha256 else [])]
+                      for s in shots],
         })
         return RenderPlan(
             storyboard=self.board.source, project=self.board.project,

@@ -159,6 +159,11 @@ class ShotPlan(_Frozen):
     notes: str | None = None
     estimate_seconds: float
     line: int = Field(default=0, description="line of the shot in the storyboard")
+    dialogue: tuple[tuple[str, str], ...] = Field(default=(), description="(character, line)")
+    sound: str | None = Field(default=None, description="effects and ambience, in words")
+    audio: str | None = Field(
+        default=None, description="absolute path of the shot's sound file (its temp track)")
+    audio_sha256: str | None = None
 
     @property
     def selected_take(self) -> TakePlan:

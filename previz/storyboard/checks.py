@@ -40,6 +40,7 @@ class StoryboardFile:
     path: str  # absolute, resolved
     sha256: str
     size: tuple[int, int] | None  # pixels, for images
+    seconds: float | None = None  # length, for a shot's sound file
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def check_storyboard(board: Storyboard) -> tuple[list[Issue], CheckedFiles]:
     issues += _check_shots(board)
     files, file_issues = check_named_files(board.model_dump(
         by_alias=True, include={"characters": True, "locations": True, "audio": True,
-                                "shots": {"__all__": {"image", "last_image"}}}), board.folder)
+                                "shots": {"__all__": {"image", "last_image", "audio"}}}),
+        board.folder)
     issues += file_issues
     weights, weight_issues = _check_weights(board)
     issues += weight_issues
@@ -109,6 +111,15 @@ def _check_names(board: Storyboard) -> Iterator[Issue]:
                 yield ("shots", index, "prompt"), (
                     f"shots[{index}].prompt: {{{name}}} names no character or location{hint}"
                 )
+        for number, said in enumerate(shot.dialogue):
+            if said.character not in board.characters:
+                cast = list(board.characters)
+                hint = did_you_mean(said.character, cast) or (
+                    f" — define it under characters: (known: {', '.join(cast)})" if cast
+                    else " — define it under characters:")
+                yield ("shots", index, "dialogue", number), (
+                    f"shots[{index}].dialogue[{number}]: {said.character!r} is not a character "
+                    f"of the storyboard{hint}")
         stray = PROMPT_NAME.sub("", shot.prompt)
         if "{" in stray or "}" in stray:
             yield ("shots", index, "prompt"), (
@@ -258,6 +269,9 @@ def _named_files(data: Any) -> Iterator[tuple[tuple, str, str]]:
             value = shot.get(field) if isinstance(shot, dict) else None
             if isinstance(value, str):
                 yield ("shots", index, field), value, "image"
+        sound = shot.get("audio") if isinstance(shot, dict) else None
+        if isinstance(sound, str) and sound not in SHOT_AUDIO_MODES:
+            yield ("shots", index, "audio"), sound, "shot_audio"
     if isinstance(data.get("audio"), str):
         yield ("audio",), data["audio"], "audio"
 
@@ -282,6 +296,9 @@ def check_named_files(data: Any, folder: str | Path
     return files, issues
 
 
+SHOT_AUDIO_MODES = ("generated", "none")
+
+
 class _FileProblem(Exception):
     pass
 
@@ -303,18 +320,18 @@ def _checked_file(folder: Path, relative: str, kind: str) -> StoryboardFile:
     if not resolved.is_file():
         raise _FileProblem("is not a file")
     size = resolved.stat().st_size
-    limit = MAX_AUDIO_BYTES if kind == "audio" else MAX_FILE_BYTES
+    limit = MAX_AUDIO_BYTES if kind in ("audio", "shot_audio") else MAX_FILE_BYTES
     if size > limit:
         raise _FileProblem(
             f"is {size / 2**20:.1f} MB, over the {limit // 2**20} MB limit — use a smaller file"
         )
-    if kind == "audio":
+    if kind in ("audio", "shot_audio"):
         if resolved.suffix.lower() not in AUDIO_SUFFIXES:
             raise _FileProblem(
                 f"is not an audio file — use one of {', '.join(sorted(AUDIO_SUFFIXES))}"
             )
-        _check_audio(resolved, relative)
-        return StoryboardFile(relative, str(resolved), _sha256_of(resolved), None)
+        seconds = _check_audio(resolved, relative, whole=kind == "shot_audio")
+        return StoryboardFile(relative, str(resolved), _sha256_of(resolved), None, seconds)
     data = resolved.read_bytes()
     pixels = _image_size(data)
     return StoryboardFile(relative, str(resolved), hashlib.sha256(data).hexdigest(), pixels)
@@ -332,16 +349,19 @@ AUDIO_PROBE_SECONDS = 30
 _AUDIO_FIX = "export it again as WAV, AIFF, FLAC, MP3 or AAC"
 
 
-def _check_audio(path: Path, relative: str) -> None:
-    """Decode the first second of the file's first audio stream with the ffmpeg binary the
-    assembly uses (not torch, not ray): a corrupt file, or one with no sound, is refused here
-    rather than at the end of a render, when the cut's picture is joined to the sound."""
+def _check_audio(path: Path, relative: str, whole: bool = False) -> float | None:
+    """Decode the first second of the file's first audio stream (all of it when `whole`: a
+    shot's sound, whose length and silence matter) with the ffmpeg binary the assembly uses (not
+    torch, not ray): a corrupt file, or one with no sound, is refused here rather than at the
+    end of a render, when the cut's picture is joined to the sound. Returns the length in
+    seconds of a file decoded whole."""
     import subprocess
 
     from previz.media.encode import ffmpeg_exe  # lazily: numpy, only when there is audio
 
     command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-               "-map", "0:a:0", "-t", "1", "-ac", "1", "-ar", "8000", "-f", "s16le", "-"]
+               "-map", "0:a:0", *(() if whole else ("-t", "1")), "-ac", "1", "-ar", "8000",
+               "-f", "s16le", "-"]
     try:
         result = subprocess.run(command, capture_output=True, timeout=AUDIO_PROBE_SECONDS,
                                 check=False)
@@ -360,6 +380,12 @@ def _check_audio(path: Path, relative: str) -> None:
                            f" — {_AUDIO_FIX}")
     if not result.stdout:
         raise _FileProblem(f"holds no sound (it decodes to nothing) — {_AUDIO_FIX}")
+    if not whole:
+        return None
+    samples = memoryview(result.stdout).cast("h")
+    if max(samples, default=0) <= 1 and min(samples, default=0) >= -1:
+        raise _FileProblem("is silent — give the shot's sound, or write audio: none")
+    return len(samples) / 8000
 
 
 def _ffmpeg_reason(log: str, path: Path, relative: str) -> str:

@@ -281,6 +281,27 @@ class Character(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+class DialogueLine(_Strict):
+    """One line of a shot's dialogue, spoken by a character of the storyboard."""
+
+    character: str = Field(description="a character's name, as under characters:")
+    line: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _written_forms(cls, value: Any) -> Any:
+        # KEEPER: "Not tonight."  (a YAML mapping of one)  or  "KEEPER: Not tonight."
+        if isinstance(value, dict) and len(value) == 1 and "character" not in value:
+            (name, line), = value.items()
+            return {"character": name, "line": line}
+        if isinstance(value, str):
+            name, colon, line = value.partition(":")
+            if colon and name.strip():
+                return {"character": name.strip(), "line": line.strip().strip('"')}
+            raise ValueError(f"{value!r} is not a line of dialogue — write NAME: \"the line\"")
+        return value
+
+
 class Location(_Strict):
     description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     reference: list[RelPath] = Field(default_factory=list)
@@ -324,6 +345,14 @@ class Shot(Settings):
         default=None, description="12f or 0.5s: the shot's last frames fade to black (on the "
         "last shot, the cut's tail fade)")
     notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
+    dialogue: list[DialogueLine] = Field(
+        default_factory=list, description='lines by character: - KEEPER: "Not tonight."')
+    sound: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS,
+                              description="effects and ambience, in words")
+    audio: str = Field(
+        default="generated", min_length=1, max_length=1024,
+        description="generated (the model's own sound, if it makes any), none (silent), or a "
+                    "sound file beside the storyboard: the shot's temp track (48 kHz in the cut)")
 
     @field_validator("camera", mode="before", json_schema_input_type=Camera | CameraMove)
     @classmethod

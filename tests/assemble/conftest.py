@@ -20,10 +20,12 @@ RATES = ["23.976", "24", "25", "29.97", "30"]
 def make_plan(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "24",
               size: tuple[int, int] = (WIDTH, HEIGHT), prompts: dict[int, str] | None = None,
               notes: dict[int, str] | None = None, audio: Path | None = None,
-              name: str = "board.yaml", locations: dict[str, str] | None = None) -> RenderPlan:
+              name: str = "board.yaml", locations: dict[str, str] | None = None,
+              sounds: dict[int, Path] | None = None) -> RenderPlan:
     """A plan from a storyboard of draft shots: (frames, transition) per shot, where transition
     is None (a cut), 'dissolve 12' or 'fade 6' (from black), and may add 'out 8' (the shot's
-    last 8 frames fade to black): 'dissolve 12, out 8', 'out 8'."""
+    last 8 frames fade to black): 'dissolve 12, out 8', 'out 8'. `sounds`: shot index -> its
+    sound file (beside the storyboard)."""
     prompts, notes = prompts or {}, notes or {}
     lines = ["previz: 1", "project: TESTPROJ", "sequence: SQ010", f"fps: {fps}",
              f"resolution: {size[0]}x{size[1]}", "defaults:", "  model: draft", "  seed: 7"]
@@ -39,6 +41,8 @@ def make_plan(folder: Path, shots: list[tuple[int, str | None]], *, fps: str = "
                   f"    prompt: {_yaml_string(prompt)}"]
         if index in notes:
             lines.append(f"    notes: {_yaml_string(notes[index])}")
+        if sounds and index in sounds:
+            lines.append(f"    audio: {sounds[index].name}")
         for part in (transition or "").split(","):
             if not part.strip():
                 continue
