@@ -114,7 +114,7 @@ def measure(generator, task: ShotTask, target: Path, path_kind: str, codec) -> d
         finished = time.perf_counter()
         row = {"render": rendered - started, "encode": finished - rendered}
     else:  # rendering and encoding interleave
-        encoded, record = generator.render_take(task, target, codec_settings=codec)
+        encoded, record, _ = generator.render_take(task, target, codec_settings=codec)
         frames, codec_name = encoded.frames, record["codec"]
         finished = time.perf_counter()
         row = {}
@@ -136,7 +136,7 @@ def render_like_the_engine(generator, task: ShotTask, target: Path) -> tuple[int
                                   cut_fps=str(Fraction(task.fps)),
                                   source_frames=task.num_frames, cut_frames=task.num_frames))
     assert publishes_as_encoded(task, take)
-    encoded, record = generator.render_take(task, target)
+    encoded, record, _ = generator.render_take(task, target)
     store = open_store(str(target.parent / "store"))
     publish_encoded(store, task, take, encoded.path, record)
     return read_take_record(store, key)["retime"]["cut_frames"], record["codec"]

@@ -94,6 +94,7 @@ class _Shot:
     path: Path | None = None  # staged file
     track: VideoTrack | None = None
     key: str | None = None  # the take key the caller gave for the file (None: know it by hash)
+    sound: Path | None = None  # the take's own sound, if it has one
 
     @property
     def media_id(self) -> str:
@@ -297,7 +298,8 @@ def _checked_shots(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
             problems.append(f"{where} {' and '.join(wrong)} — render the take again "
                             f"(previz render --only {shot.id} --force)")
             continue
-        shots.append(_Shot(shot, status, take, given.path, error, track=track, key=given.key))
+        shots.append(_Shot(shot, status, take, given.path, error, track=track, key=given.key,
+                           sound=given.sound))
     if problems:
         raise AssembleError(f"cannot assemble {plan.project}/{plan.sequence}:\n  "
                             + "\n  ".join(problems))
@@ -383,7 +385,8 @@ def _stage_audio(plan: RenderPlan, shots: list[_Shot], folder: Path, name: str,
     """(the cut's sound: staged file, lead samples, total samples at 48 kHz; or None) and each
     shot's own sound file. With shots' sound files, the mix (previz.assemble.sound); else the
     bed as it is."""
-    mixed = mix_sound(plan, folder, name, {s.plan.id: s.media for s in shots})
+    mixed = mix_sound(plan, folder, name, {s.plan.id: s.media for s in shots},
+                      {s.plan.id: s.sound for s in shots if s.sound is not None})
     if mixed is not None:
         sounds = dict(mixed.shots)
         if plan.audio is not None:

@@ -113,12 +113,12 @@ def build_timeline(*, name: str, shots: Sequence[CutShot], fps: Fraction, frames
             source_range=_range(0, min(audio_frames, frames), rate),
             metadata={"previz": {"role": "audio bed"}}))
         timeline.tracks.append(sound)
-    _shot_sound_tracks(timeline, shots, rate)
+    _shot_sound_tracks(timeline, shots, rate, source_start)
     return timeline
 
 
 def _shot_sound_tracks(timeline: otio.schema.Timeline, shots: Sequence[CutShot],
-                       rate: float) -> None:
+                       rate: float, source_start: int) -> None:
     """Each shot's own sound as a clip at its picture's position, on as many tracks as the
     overlaps under dissolves need (a checkerboard, as editors lay them)."""
     tracks: list[tuple[otio.schema.Track, int]] = []  # track, frame where it is free
@@ -136,9 +136,11 @@ def _shot_sound_tracks(timeline: otio.schema.Timeline, shots: Sequence[CutShot],
             track.append(otio.schema.Gap(source_range=_range(0, shot.record_in - free, rate)))
         track.append(otio.schema.Clip(
             name=shot.sound_file,
+            # on the picture's source timecode, so its EDL event matches the picture's
             media_reference=otio.schema.ExternalReference(
-                target_url=shot.sound_file, available_range=_range(0, length, rate)),
-            source_range=_range(0, length, rate),
+                target_url=shot.sound_file,
+                available_range=_range(source_start, length, rate)),
+            source_range=_range(source_start, length, rate),
             metadata={"previz": {"shot": shot.id, "role": "shot sound",
                                  "dialogue": [list(d) for d in shot.dialogue],
                                  "sound": shot.sound}}))
@@ -192,9 +194,9 @@ def _reel(name: str) -> str:
 
 
 def _line(number: int, reel: str, kind: str, src_in: int, src_out: int, rec_in: int,
-          rec_out: int, fps: Fraction) -> str:
-    return (f"{number:03d}  {reel:<8} V     {kind:<8} {_tc(src_in, fps)} {_tc(src_out, fps)} "
-            f"{_tc(rec_in, fps)} {_tc(rec_out, fps)}")
+          rec_out: int, fps: Fraction, channel: str = "V") -> str:
+    return (f"{number:03d}  {reel:<8} {channel:<5} {kind:<8} {_tc(src_in, fps)} "
+            f"{_tc(src_out, fps)} {_tc(rec_in, fps)} {_tc(rec_out, fps)}")
 
 
 def _comment(text: str) -> str:
@@ -272,7 +274,30 @@ def edl_text(timeline: otio.schema.Timeline) -> str:
         previous = (item.name, src_out)
         pending = None
         after_gap = False
+    out.extend(_sound_events(timeline, number, start, fps))
     return "\n".join(out) + "\n"
+
+
+def _sound_events(timeline: otio.schema.Timeline, number: int, start: int,
+                  fps: Fraction) -> list[str]:
+    """The shots' own sounds as audio events after the picture's: the first shot-sound track on
+    channel A, the second (where dissolves overlap) on A2; each a cut at its picture's record
+    in, with the same reel as its picture, so an editor relinks both together."""
+    lines: list[str] = []
+    tracks = [t for t in timeline.audio_tracks()
+              if any(c.metadata.get("previz", {}).get("role") == "shot sound"
+                     for c in t.find_clips())]
+    for channel, track in zip(("A", "A2"), tracks, strict=False):
+        for clip in track.find_clips():
+            number += 1
+            record = start + round(clip.range_in_parent().start_time.value)
+            src_in = round(clip.source_range.start_time.value)
+            length = round(clip.source_range.duration.value)
+            lines += [_line(number, _reel(clip.name), "C", src_in, src_in + length, record,
+                            record + length, fps, channel=channel),
+                      f"* FROM CLIP NAME:  {clip.name}",
+                      f"* FROM CLIP: {clip.media_reference.target_url}"]
+    return lines
 
 
 def timeline_clips(timeline: otio.schema.Timeline) -> list[tuple[str, int, int, int]]:

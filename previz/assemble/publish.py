@@ -98,6 +98,7 @@ def takes_from_report(plan: RenderPlan, store: Any, report: RenderReport,
                       folder: Path) -> dict[str, TakeMedia | None]:
     """Fetch the take each shot shows (per the engine's report) from the store into `folder`."""
     from previz.store import fetch_take_media, has_take
+    from previz.store.takes import fetch_take_sound
 
     outcomes = {s.id: s for s in report.shots}
     takes: dict[str, TakeMedia | None] = {}
@@ -110,7 +111,9 @@ def takes_from_report(plan: RenderPlan, store: Any, report: RenderReport,
         failed = outcome.status == "failed"
         if not failed and has_take(store, key):
             path = fetch_take_media(store, key, folder / f"{shot.id}-{key[:16]}.mp4")
-            takes[shot.id] = TakeMedia(path, outcome.status.value, key, outcome.error)
+            sound = (fetch_take_sound(store, key, folder / f"{shot.id}-{key[:16]}.wav")
+                     if shot.sound_source == "generated" else None)
+            takes[shot.id] = TakeMedia(path, outcome.status.value, key, outcome.error, sound)
         else:
             takes[shot.id] = TakeMedia(None, "failed" if failed else "missing", key,
                                        outcome.error)

@@ -27,14 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from previz.assemble.ffmpeg import AUDIO_RATE, run_ffmpeg
-from previz.assemble.types import AssembleError
+from previz.assemble.ffmpeg import AUDIO_RATE
+from previz.media.audio import CHANNELS, decode_audio, write_wav
 from previz.media.encode import ffmpeg_exe
 from previz.plan.types import RenderPlan
 
 __all__ = ["SoundMix", "mix_sound", "sample_of", "TARGET_LUFS", "PEAK_DBTP"]
 
-CHANNELS = 2
 TARGET_LUFS = -23.0
 PEAK_DBTP = -1.0
 
@@ -53,10 +52,11 @@ def sample_of(frame: int, fps: Fraction) -> int:
     return round(Fraction(frame) * AUDIO_RATE / Fraction(fps))
 
 
-def mix_sound(plan: RenderPlan, folder: Path, name: str,
-              media_names: dict[str, str]) -> SoundMix | None:
+def mix_sound(plan: RenderPlan, folder: Path, name: str, media_names: dict[str, str],
+              take_sounds: dict[str, Path] | None = None) -> SoundMix | None:
     """The cut's mix, and each shot's sound as its own WAV named like its media; None when no
-    shot has a sound file (the bed alone, if any, is laid under the cut as it is).
+    shot has sound (the bed alone, if any, is laid under the cut as it is). A shot's sound is
+    its audio file, else its take's own (`take_sounds`, by shot id).
 
     1. each shot's sound decoded at 48 kHz stereo and cut to the shot;
     2. placed at its record-in, with the fades above;
@@ -65,7 +65,8 @@ def mix_sound(plan: RenderPlan, folder: Path, name: str,
     5. written: the mix, and each shot's placed sound.
     """
     fps = plan.fps_fraction
-    sounding = [shot for shot in plan.shots if shot.audio]
+    sources = {**(take_sounds or {}), **{s.id: Path(s.audio) for s in plan.shots if s.audio}}
+    sounding = [shot for shot in plan.shots if shot.id in sources]
     if not sounding:
         return None
     total = sample_of(plan.frames, fps)
@@ -77,7 +78,7 @@ def mix_sound(plan: RenderPlan, folder: Path, name: str,
         # 1. the shot's sound
         start, end = sample_of(shot.record_in, fps), sample_of(shot.record_out, fps)
         sound = np.zeros((end - start, CHANNELS), dtype=np.float32)
-        decoded = _decode(Path(shot.audio), end - start)
+        decoded = decode_audio(sources[shot.id], end - start)
         sound[:len(decoded)] = decoded
         # 2. the fades
         if shot.transition.type == "fade_from_black" and shot.transition.frames:
@@ -92,22 +93,22 @@ def mix_sound(plan: RenderPlan, folder: Path, name: str,
         placed[shot.id] = sound
     # 3. the bed
     if plan.audio:
-        bed = _decode(Path(plan.audio), total)
+        bed = decode_audio(Path(plan.audio), total)
         mix[:len(bed)] += bed
     # 4. loudness
     path = folder / f"{name}_audio.wav"
-    _write(mix, path)
+    write_wav(mix, path)
     loudness, peak = _measure(path)
     gain_db = 0.0 if loudness is None else TARGET_LUFS - loudness
     if peak is not None and peak + gain_db > PEAK_DBTP:
         gain_db = PEAK_DBTP - peak
     # 5. the files
     gain = np.float32(10 ** (gain_db / 20))
-    _write(mix * gain, path)
+    write_wav(mix * gain, path)
     shots = {}
     for shot_id, sound in placed.items():
         shots[shot_id] = folder / f"{Path(media_names[shot_id]).stem}.wav"
-        _write(sound * gain, shots[shot_id])
+        write_wav(sound * gain, shots[shot_id])
     return SoundMix(path, shots, total, loudness, gain_db)
 
 
@@ -118,30 +119,6 @@ def _ramp(sound: np.ndarray, start: int, end: int, *, up: bool) -> None:
     # sample k of an n-sample ramp at (k + 1/2) / n: the same rule as the picture's fades
     ramp = (np.arange(end - start, dtype=np.float32) + 0.5) / (end - start)
     sound[start:end] *= (ramp if up else ramp[::-1])[:, None]
-
-
-def _decode(path: Path, limit: int) -> np.ndarray:
-    """The file's first audio stream as float32 48 kHz stereo, at most `limit` samples (any
-    rate and layout is resampled)."""
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-               "-map", "0:a:0", "-ac", str(CHANNELS), "-ar", str(AUDIO_RATE),
-               "-f", "f32le", "-"]
-    done = subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL)
-    if done.returncode != 0:
-        raise AssembleError(f"{path.name}: could not be decoded "
-                            f"({done.stderr.decode(errors='replace').strip()[-200:]})")
-    samples = np.frombuffer(done.stdout, dtype=np.float32).reshape(-1, CHANNELS)
-    return samples[:limit]
-
-
-def _write(samples: np.ndarray, path: Path) -> None:
-    raw = path.with_suffix(".f32")
-    np.clip(samples, -1.0, 1.0).astype("<f4").tofile(raw)
-    try:
-        run_ffmpeg(["-f", "f32le", "-ar", str(AUDIO_RATE), "-ac", str(CHANNELS), "-i", str(raw),
-                    "-c:a", "pcm_s24le", str(path)], f"write {path.name}")
-    finally:
-        raw.unlink(missing_ok=True)
 
 
 def _measure(path: Path) -> tuple[float | None, float | None]:

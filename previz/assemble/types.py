@@ -50,6 +50,7 @@ class TakeMedia:
     status: str = "rendered"
     key: str | None = None
     error: str | None = None
+    sound: Path | None = None  # the take's own sound (48 kHz WAV), if its model made one
 
     def __post_init__(self) -> None:
         if self.path is not None and not isinstance(self.path, Path):

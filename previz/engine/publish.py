@@ -37,12 +37,13 @@ log = logging.getLogger(__name__)
 # could starve them for good on a node whose CPUs all belong to CPU-only (draft) workers.
 @ray.remote(num_cpus=0, max_retries=2)
 def publish_output(store_uri: str, task_json: str, take_json: str, frames: np.ndarray,
-                   fps: float, record: dict[str, Any]) -> dict[str, Any]:
+                   fps: float, record: dict[str, Any],
+                   sound: np.ndarray | None = None) -> dict[str, Any]:
     from previz.store import open_store
 
     task = ShotTask.model_validate_json(task_json)
     take = TakePlan.model_validate_json(take_json)
-    return publish_frames(open_store(store_uri), task, take, frames, record)
+    return publish_frames(open_store(store_uri), task, take, frames, record, sound)
 
 
 def publishes_as_encoded(task: ShotTask, take: TakePlan) -> bool:
@@ -56,7 +57,7 @@ def publishes_as_encoded(task: ShotTask, take: TakePlan) -> bool:
 
 
 def publish_encoded(store, task: ShotTask, take: TakePlan, media: Path,
-                    record: dict[str, Any]) -> dict[str, Any]:
+                    record: dict[str, Any], sound: np.ndarray | None = None) -> dict[str, Any]:
     """Publish a take the generator encoded itself (see `publishes_as_encoded`)."""
     from previz.media.encode import last_frame, thumbnail
     from previz.store.takes import publish_take
@@ -67,13 +68,14 @@ def publish_encoded(store, task: ShotTask, take: TakePlan, media: Path,
         thumb.write_bytes(thumbnail(np.asarray(last_frame(media))))
         media, credentials = _signed(media, Path(folder), task, take)
         full_record = _take_record(task, take, record, "take", started, credentials)
-        publish_take(store, take.key, media, full_record, thumb)
+        publish_take(store, take.key, media, full_record, thumb,
+                     _take_sound(sound, take, Path(folder)))
     return {"key": take.key, "kind": "take", "encode_seconds": time.time() - started,
             "ledger_error": _record_in_ledger(store, task, take, full_record)}
 
 
 def publish_frames(store, task: ShotTask, take: TakePlan, frames: np.ndarray,
-                   record: dict[str, Any]) -> dict[str, Any]:
+                   record: dict[str, Any], sound: np.ndarray | None = None) -> dict[str, Any]:
     from previz.media.encode import CODECS, DEFAULT, encode_take, thumbnail
     from previz.store.takes import publish_take
 
@@ -85,6 +87,7 @@ def publish_frames(store, task: ShotTask, take: TakePlan, frames: np.ndarray,
                            f"returned {len(frames)} frames, the plan asked for {task.num_frames}")
     with tempfile.TemporaryDirectory(prefix="previz-publish-") as folder:
         media = Path(folder) / MEDIA_NAME
+        sound_path = None
         if task.segment < task.segments - 1:
             # An intermediate segment: kept at the model's rate, keyed by its task.
             encode_take(frames, Fraction(task.fps).limit_denominator(1001), media,
@@ -97,11 +100,14 @@ def publish_frames(store, task: ShotTask, take: TakePlan, frames: np.ndarray,
                         height=take.height, codec_settings=codec)
             key, kind = take.key, "take"
             media, credentials = _signed(media, Path(folder), task, take)
+            # (the sound of a take in segments is its last call's: no model in the catalog
+            # makes sound over several windows yet)
+            sound_path = _take_sound(sound if task.segments == 1 else None, take, Path(folder))
         thumb = Path(folder) / "thumb.jpg"
         thumb.write_bytes(thumbnail(frames))
         full_record = _take_record(task, take, record, kind, started,
                                    credentials if kind == "take" else None)
-        publish_take(store, key, media, full_record, thumb)
+        publish_take(store, key, media, full_record, thumb, sound_path)
     return {"key": key, "kind": kind, "encode_seconds": time.time() - started,
             "ledger_error": _record_in_ledger(store, task, take, full_record)}
 
@@ -130,6 +136,19 @@ def _record_in_ledger(store, task: ShotTask, take: TakePlan, record: dict[str, A
                     "(%s)", record["run_id"], task.shot_id, take.key[:12], error)
         return f"{type(error).__name__}: {error}"
     return None
+
+
+def _take_sound(sound: np.ndarray | None, take: TakePlan, folder: Path) -> Path | None:
+    """The take's sound as a WAV as long as the take is in the cut (what the generator made
+    for its frames, cut or padded with silence to the retimed length), or None: silent."""
+    if sound is None:
+        return None
+    from previz.media.audio import RATE, silence, write_wav
+
+    samples = round(Fraction(take.retime.cut_frames) * RATE / Fraction(take.retime.cut_fps))
+    fitted = silence(samples)
+    fitted[:min(samples, len(sound))] = sound[:samples]
+    return write_wav(fitted, folder / "take.wav")
 
 
 def _signed(media: Path, folder: Path, task: ShotTask,

@@ -114,7 +114,8 @@ class RenderWorker:
                 finished = time.time()
                 published = publish_encoded(
                     self._open_store(), task, take, media,
-                    self._record(drawn.record, attempt, options, timings, finished))
+                    self._record(drawn.record, attempt, options, timings, finished),
+                    drawn.sound)
             return Rendered(started, finished, load_seconds, self.node_id, publish=[],
                             ledger_error=published["ledger_error"])
         result = self.generator.generate(
@@ -123,7 +124,8 @@ class RenderWorker:
         record = self._record(result.record, attempt, options, timings, finished)
         publish = publish_output.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=False),
-        ).remote(self.store_uri, task_json, take_json, result.frames, result.fps, record)
+        ).remote(self.store_uri, task_json, take_json, result.frames, result.fps, record,
+                 result.sound)
         return Rendered(started, finished, load_seconds, self.node_id, publish=[publish])
 
     def _record(self, generated: dict[str, Any], attempt: int, options: dict[str, Any],

@@ -74,6 +74,21 @@ _YCBCR_709 = (
 class DraftTake(NamedTuple):
     encoded: EncodedTake
     record: dict[str, Any]
+    sound: np.ndarray | None = None  # the temp track (previz.generate.voice), if any
+
+
+def _temp_track(task: ShotTask, record: dict[str, Any]) -> np.ndarray | None:
+    """The shot's dialogue and effects as a temp track as long as its frames (the record
+    says how it was made), or None when it has neither."""
+    if not task.dialogue and not task.sound:
+        return None
+    from previz.generate.voice import temp_track
+    from previz.media.audio import RATE
+
+    samples = round(Fraction(task.num_frames) * RATE / Fraction(task.fps).limit_denominator(1001))
+    track, made = temp_track(task.dialogue, task.sound, samples, task.seed)
+    record["voice"] = made
+    return track
 
 
 class _FrameMemory:
@@ -160,7 +175,7 @@ class DraftGenerator:
     declaration = GeneratorDeclaration(
         version="1", kind=GeneratorKind.ANIMATIC, options=frozenset({"codec"}),
         encodes_own_output=True, title_in_pixels=True, steps_cost=False,
-        digital_source_type="algorithmicMedia")
+        digital_source_type="algorithmicMedia", makes_sound=True)
 
     def __init__(self, spec: ModelSpec, *, weights: str | None = None,
                  options: dict[str, Any] | None = None):
@@ -190,7 +205,8 @@ class DraftGenerator:
         for index, (rgb,) in enumerate(_play(shot, progress)):
             frames[index] = np.asarray(rgb)
         shot.record["timings"]["generate_seconds"] = time.monotonic() - started
-        return GeneratedFrames(frames=frames, fps=task.fps, record=shot.record).check(task)
+        return GeneratedFrames(frames=frames, fps=task.fps, record=shot.record,
+                               sound=_temp_track(task, shot.record)).check(task)
 
     def render_take(self, task: ShotTask, path, *, images: ImageSource = images_from_files,
                     progress: ProgressCallback | None = None, attempt: int = 1,
@@ -215,7 +231,7 @@ class DraftGenerator:
                 writer.write([plane.tobytes() for plane in planes])
         shot.record["timings"]["generate_seconds"] = time.monotonic() - started
         shot.record["codec"] = settings.name
-        return DraftTake(writer.result, shot.record)
+        return DraftTake(writer.result, shot.record, _temp_track(task, shot.record))
 
     def _draw(self, task: ShotTask, images: ImageSource, attempt: int) -> _Shot:
         """1. fetch the pictures (panel or earlier frame, last image, references);

@@ -113,6 +113,9 @@ class GeneratedFrames:
     frames: np.ndarray
     fps: float
     record: dict[str, Any] = field(default_factory=dict)
+    # the call's sound, 48 kHz stereo float32 as long as the frames (a generator that makes
+    # sound: GeneratorDeclaration.makes_sound); None: silent
+    sound: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         import numpy as np  # here, not at import: the plan reads declarations without numpy

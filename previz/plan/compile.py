@@ -324,13 +324,17 @@ class _Compiler:
                 estimate_seconds=_estimate(spec, num_frames, item.steps, item.width, item.height,
                                            item.options),
                 title=shot.notes or "", options=item.options,
+                **(self._voiced(shot) if declaration.makes_sound else {}),
             )
             key = _key({
                 "kind": "task", "key_version": KEY_VERSION,
                 "generator_version": declaration.version,
                 **{k: v for k, v in fields.items()
                    if k not in ("shot_id", "take", "segments", "weights", "gpus",
-                                "estimate_seconds", "options", "title", "depends_on")},
+                                "estimate_seconds", "options", "title", "depends_on",
+                                "dialogue", "sound")},
+                # what a generator that makes sound voices (absent otherwise: keys unchanged)
+                **{k: fields[k] for k in ("dialogue", "sound") if fields.get(k)},
                 "conditioning": [c.model_dump(exclude={"path"}) for c in conditioning],
                 "camera": fields["camera"].model_dump(),
                 "title": (shot.id, shot.notes) if declaration.title_in_pixels else None,
@@ -400,6 +404,15 @@ class _Compiler:
             ))
         return shots
 
+    @staticmethod
+    def _voiced(shot) -> dict[str, Any]:
+        """What a generator that makes sound is given to voice: not when the shot is heard
+        through its own file, or not at all."""
+        if shot.audio != "generated":
+            return {}
+        return {"dialogue": tuple((d.character, d.line) for d in shot.dialogue),
+                "sound": shot.sound}
+
     def _sound(self, item: _ResolvedShot) -> dict[str, Any]:
         """The shot's sound: its dialogue and effects in words, and the sound file that is its
         temp track; what will not be heard is noted."""
@@ -413,7 +426,10 @@ class _Compiler:
                     f"{shot.id}: audio {shot.audio} is {checked.seconds:.2f} s, the shot "
                     f"{float(item.frames / self.fps):.2f} s — its sound is cut at the shot's "
                     "end")
-            return {**sound, "audio": checked.path, "audio_sha256": checked.sha256}
+            return {**sound, "audio": checked.path, "audio_sha256": checked.sha256,
+                    "sound_source": "file"}
+        if shot.audio == "none":
+            return {**sound, "sound_source": "none"}
         if (shot.dialogue or shot.sound) and shot.audio == "generated" and \
                 not generator_declaration(item.spec.generator).makes_sound:
             self.warnings.append(

@@ -84,6 +84,9 @@ class ShotTask(_Frozen):
     gpus: int = 0
     estimate_seconds: float = Field(description="estimated GPU-seconds (CPU-seconds for draft)")
     title: str = Field(default="", description="shot code and notes for draft cards")
+    dialogue: tuple[tuple[str, str], ...] = Field(
+        default=(), description="(character, line): only for a generator that makes sound")
+    sound: str | None = Field(default=None, description="effects in words, likewise")
     options: dict[str, JsonValue] = Field(default_factory=dict)
 
     def conditioning_for(self, role: str) -> list[Conditioning]:
@@ -164,6 +167,9 @@ class ShotPlan(_Frozen):
     audio: str | None = Field(
         default=None, description="absolute path of the shot's sound file (its temp track)")
     audio_sha256: str | None = None
+    sound_source: Literal["generated", "none", "file"] = Field(
+        default="generated", description="what the shot is heard through: its take's own sound "
+                                         "(if its model makes any), nothing, or its audio file")
 
     @property
     def selected_take(self) -> TakePlan:

@@ -29,6 +29,8 @@ __all__ = [
     "MEDIA_NAME",
     "RECORD_NAME",
     "THUMB_NAME",
+    "SOUND_NAME",
+    "fetch_take_sound",
     "publish_take",
     "has_take",
     "read_take_record",
@@ -42,8 +44,9 @@ log = logging.getLogger("previz.store")
 MEDIA_NAME = "take.mp4"
 RECORD_NAME = "take.json"
 THUMB_NAME = "thumb.jpg"
+SOUND_NAME = "take.wav"
 # Fields the store writes into take.json; the caller's recipe may not set them.
-_STORE_FIELDS = ("key", "media", "thumb", "published_at")
+_STORE_FIELDS = ("key", "media", "thumb", "sound", "published_at")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ def publish_take(
     media_path: str | os.PathLike[str],
     record: dict[str, Any],
     thumb_path: str | os.PathLike[str] | None = None,
+    sound_path: str | os.PathLike[str] | None = None,
 ) -> TakeInfo:
     """Publish a rendered take: media (and thumbnail) first, then `take.json` with the recipe.
 
@@ -74,6 +78,7 @@ def publish_take(
     check_take_key(key)
     media = _local_file(store, "media", media_path)
     thumb = _local_file(store, "thumbnail", thumb_path) if thumb_path is not None else None
+    sound = _local_file(store, "sound", sound_path) if sound_path is not None else None
     check_record(store, record)
     # 2. a take already published is never rendered or uploaded again
     if has_take(store, key):
@@ -81,6 +86,7 @@ def publish_take(
     # 3. media, then thumbnail, each create-only (adopting a twin's copy if one won)
     media_info = _put_adopting(store, take_object(key, MEDIA_NAME), media)
     thumb_info = _put_adopting(store, take_object(key, THUMB_NAME), thumb) if thumb else None
+    sound_info = _put_adopting(store, take_object(key, SOUND_NAME), sound) if sound else None
     # 4. take.json last: this write is what makes the take exist
     stored = {
         **record,
@@ -91,6 +97,9 @@ def publish_take(
             if thumb_info
             else None
         ),
+        # 48 kHz WAV as long as the take; a take without one is silent, and says so
+        "sound": ({"name": SOUND_NAME, "sha256": sound_info.sha256, "size": sound_info.size}
+                  if sound_info else {"silent": True}),
         "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     data = (json.dumps(stored, indent=2, sort_keys=True) + "\n").encode()
@@ -139,6 +148,21 @@ def fetch_take_media(store: Store, key: str, dest: str | os.PathLike[str]) -> Pa
             f"{store.uri}: take {key} media does not match its take.json (sha256) — delete the "
             "take folder and render it again"
         )
+    return target
+
+
+@naming_store
+def fetch_take_sound(store: Store, key: str, dest: str | os.PathLike[str]) -> Path | None:
+    """Download the take's sound to `dest` (checked like its media); None for a silent take."""
+    record = read_take_record(store, key)
+    expected = (record.get("sound") or {}).get("sha256")
+    if not expected:
+        return None
+    target = store.get_file(take_object(key, SOUND_NAME), dest)
+    if sha256_file(target) != expected:
+        target.unlink(missing_ok=True)
+        raise StoreError(f"{store.uri}: take {key} sound does not match its take.json (sha256) "
+                         "— delete the take folder and render it again")
     return target
 
 

@@ -302,6 +302,20 @@ class DialogueLine(_Strict):
         return value
 
 
+# As it is written: KEEPER: "Not tonight." (a mapping of one), "KEEPER: Not tonight.", or in full.
+_DIALOGUE_LINE_SCHEMA = {
+    "description": 'a line of dialogue: KEEPER: "Not tonight."',
+    "anyOf": [
+        {"type": "object", "minProperties": 1, "maxProperties": 1,
+         "additionalProperties": {"type": "string", "minLength": 1}},
+        {"type": "string", "pattern": "^[^:]+:"},
+        {"type": "object", "additionalProperties": False, "required": ["character", "line"],
+         "properties": {"character": {"type": "string"},
+                        "line": {"type": "string", "minLength": 1}}},
+    ],
+}
+
+
 class Location(_Strict):
     description: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     reference: list[RelPath] = Field(default_factory=list)
@@ -345,7 +359,7 @@ class Shot(Settings):
         default=None, description="12f or 0.5s: the shot's last frames fade to black (on the "
         "last shot, the cut's tail fade)")
     notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
-    dialogue: list[DialogueLine] = Field(
+    dialogue: list[Annotated[DialogueLine, WithJsonSchema(_DIALOGUE_LINE_SCHEMA)]] = Field(
         default_factory=list, description='lines by character: - KEEPER: "Not tonight."')
     sound: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS,
                               description="effects and ambience, in words")

@@ -16,7 +16,8 @@ from assemble_support import decode_audio
 from conftest import make_plan, write_takes
 
 from previz.assemble import AssembleOptions, cut_from_takes
-from previz.assemble.sound import TARGET_LUFS, _decode, _measure, sample_of
+from previz.assemble.sound import TARGET_LUFS, _measure, sample_of
+from previz.media.audio import decode_audio as decode_wav
 from previz.media.encode import ffmpeg_exe
 
 LAYOUT = [(30, None), (24, "dissolve 6"), (30, None), (20, "dissolve 8")]
@@ -45,7 +46,7 @@ def _sound(path: Path, seconds: float, rate: int = 48000, channels: int = 1,
 
 
 def _wav(path: Path) -> np.ndarray:
-    return _decode(path, 10**9)[:, 0]
+    return decode_wav(path)[:, 0]
 
 
 def _onsets(samples: np.ndarray, expected: list[int], reach: int = 2400) -> list[int]:
@@ -98,10 +99,12 @@ def test_sound_is_cut_at_the_shot_end_faded_under_dissolves_and_relinkable(tmp_p
     assert np.abs(mix[second:second + 4800]).max() < 1e-4
     # each shot's own sound beside its media, and in the OTIO at the picture's position
     assert (cut.folder / "SH0010_t1.wav").is_file() and (cut.folder / "SH0030_t1.wav").is_file()
-    timeline = otio.adapters.read_from_file(str(cut.otio))
-    clips = {c.name: c.range_in_parent().start_time.value
-             for track in timeline.audio_tracks() for c in track.find_clips()}
-    assert clips == {"SH0010_t1.wav": 0, "SH0030_t1.wav": 36}
+    # ... and so in the EDL (audio events) and the FCP 7 XML, read back with OTIO's adapters
+    for path, options in ((cut.otio, {}), (cut.edl, {"rate": 24}), (cut.xml, {})):
+        timeline = otio.adapters.read_from_file(str(path), **options)
+        clips = {c.name: c.range_in_parent().start_time.value
+                 for track in timeline.audio_tracks() for c in track.find_clips()}
+        assert clips == {"SH0010_t1.wav": 0, "SH0030_t1.wav": 36}, path.suffix
     assert "SH0030_t1.wav" in cut.files and f"{cut.name}_audio.wav" in cut.files
 
 
@@ -151,3 +154,47 @@ def test_dialogue_names_a_character(tmp_path):
         load_storyboard(board)
     assert "board.yaml:10:5: shots[0].dialogue[1]: 'KEPER' is not a character of the " \
         "storyboard — did you mean 'KEEPER'" in str(refused.value)
+
+
+@pytest.mark.slow
+def test_a_draft_render_voices_its_dialogue_in_the_cut(tmp_path):
+    """Through `previz render`: the draft's takes carry their temp track (a silent take says
+    so), and the cut's mix has each line where its shot is."""
+    import json
+    import os
+    import sys
+
+    from previz.store import open_store, read_take_record
+
+    board = tmp_path / "board.yaml"
+    board.write_text(
+        "project: TEST\nsequence: SQ010\nfps: 24\nresolution: 128x72\n"
+        "characters: {KEEPER: {description: an old keeper}}\nshots:\n"
+        "- {id: SH0010, duration: 3s, prompt: a, dialogue: ['KEEPER: Not tonight.']}\n"
+        "- {id: SH0020, duration: 2s, prompt: b, audio: none, dialogue: ['KEEPER: Shh.']}\n"
+        "- {id: SH0030, duration: 2s, prompt: c, transition: {type: dissolve, duration: 12f},"
+        " dialogue: ['KEEPER: Go home.']}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    done = subprocess.run([sys.executable, "-m", "previz", "render", str(board), "--store",
+                           str(tmp_path / "store"), "--json"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    store = open_store(str(tmp_path / "store"))
+    records = {s["id"]: read_take_record(store, s["take"]) for s in summary["shots"]}
+    assert records["SH0010"]["sound"]["name"] == "take.wav"
+    assert records["SH0010"]["voice"]["lines_fitted"] == 1
+    assert records["SH0020"]["sound"] == {"silent": True}  # audio: none
+    folder = tmp_path / "store" / "TEST" / "SQ010" / summary["version"]
+    mix = _wav(folder / f"SQ010_previz_{summary['version']}_audio.wav")
+    rate = Fraction(24)
+    lead = round(0.2 * 48000)
+
+    def loud(start: int, end: int) -> float:
+        return float(np.abs(mix[start:end]).max(initial=0))
+
+    first_in, second_in, third_in = (sample_of(f, rate) for f in (0, 72, 108))
+    assert loud(first_in, first_in + lead) < 1e-3 < loud(first_in + lead, second_in)
+    assert loud(second_in + 100, third_in) < 1e-3  # SH0020 is silent until SH0030 comes in
+    assert loud(third_in + lead, len(mix)) > 1e-2
+    assert "KEEPER: “Not tonight.”" in (folder / "review.html").read_text()

@@ -232,7 +232,7 @@ def test_render_take_matches_generate_then_encode(draft, tmp_path, move, with_pa
     conditioning = ((condition("first_image", textured_panel(tmp_path / "p.png")),)
                     if with_panel else ())
     task = shot(move, num_frames=24, conditioning=conditioning)
-    take, record = draft.render_take(task, tmp_path / "direct.mp4")
+    take, record, _ = draft.render_take(task, tmp_path / "direct.mp4")
     assert take.frames == 24 and take.codec == "h264-fast" and take.timecode == "00:00:41:17"
     assert record["mode"] == ("panel" if with_panel else "card")
     direct = decode(take.path)
