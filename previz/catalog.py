@@ -94,6 +94,9 @@ class ModelSpec:
     text_tokens: int | None = None
     # Makes default_size only (learned position embeddings fix it: CogVideoX-5b-I2V).
     fixed_size: bool = False
+    # It makes the shot's sound with its picture: a shot's dialogue and sound reach it (and
+    # are part of its takes' keys); others' shots are heard only through an audio: file.
+    makes_sound: bool = False
     notes: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -142,8 +145,9 @@ _ENTRIES: list[ModelSpec] = [
     _spec("draft", "draft", None, None, {T, FIRST, LAST, REF}, generator="draft", fps=None,
           frames=FrameRule(1, 0, None), size_multiple=2, default_size=None, max_pixels=3840 * 2160,
           gpus=0, gpu_memory_gb=0.0, cost_per_frame_step=0.004, load_seconds=0.0,
-          default_steps=1, default_guidance=0.0, text_tokens=None,
-          notes="CPU animatic: panel or title card, camera move played as a 2D move"),
+          default_steps=1, default_guidance=0.0, text_tokens=None, makes_sound=True,
+          notes="CPU animatic: panel or title card, camera move played as a 2D move; a temp "
+                "track of its dialogue"),
     _spec("synthetic", "synthetic", None, None, {T, FIRST, LAST, REF}, generator="synthetic",
           fps=None, frames=FrameRule(1, 0, None), size_multiple=2, default_size=None,
           max_pixels=3840 * 2160, gpus=0, gpu_memory_gb=0.0, cost_per_frame_step=0.001,

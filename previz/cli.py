@@ -428,6 +428,7 @@ def _models(args: argparse.Namespace) -> int:
                        "gpu_memory_gb": s.gpu_memory_gb,
                        "cost_per_frame_step": s.cost_per_frame_step,
                        "load_seconds": s.load_seconds, "default_steps": s.default_steps,
+                       "makes_sound": s.makes_sound,
                        "default_guidance": s.default_guidance} for name, s in CATALOG.items()}
         print(json.dumps({"models": rows, "families": FAMILIES}, indent=2))
         return EXIT_OK
@@ -436,13 +437,14 @@ def _models(args: argparse.Namespace) -> int:
 
     # fps: the rate it generates at; s/frame-step: the cost rate estimates use (GPU-seconds per
     # frame per step at its default size; CPU-seconds for the draft).
-    table = Table("model", "family", "pipeline", "conditioned on", "fps", "frames", "size",
-                  "GPUs", "s/frame-step", "steps")
+    table = Table("model", "family", "pipeline", "conditioned on", "sound", "fps", "frames",
+                  "size", "GPUs", "s/frame-step", "steps")
     for spec in CATALOG.values():
         size = "x".join(map(str, spec.default_size)) if spec.default_size else "cut size"
         gpus = f"{spec.gpus} x {spec.gpu_memory_gb:g} GB" if spec.gpus else "0 (CPU)"
         table.add_row(spec.name, spec.family, spec.pipeline or spec.generator,
                       ", ".join(sorted(a.value for a in spec.abilities)),
+                      "yes" if spec.makes_sound else "",
                       f"{spec.fps:g}" if spec.fps else "cut fps", spec.frames.describe(), size,
                       gpus, f"{spec.cost_per_frame_step:.3g}", str(spec.default_steps))
     Console().print(table)

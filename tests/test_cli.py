@@ -99,8 +99,9 @@ def test_models_lists_the_catalog():
                            capture_output=True, env={**os.environ, "COLUMNS": "250"}).stdout
     row = next(line for line in table.splitlines() if "wan2.1-t2v-1.3b" in line).split("│")
     assert [cell.strip() for cell in row[1:-1]] == [
-        "wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "text", "16", "4k+1, at most 81",
+        "wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "text", "", "16", "4k+1, at most 81",
         "832x480", "1 x 12 GB", "0.0644", "50"]
+    assert catalog["draft"]["makes_sound"] and not wan["makes_sound"]
 
 
 def test_plan_and_validate_import_neither_torch_nor_ray():

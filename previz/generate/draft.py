@@ -175,7 +175,7 @@ class DraftGenerator:
     declaration = GeneratorDeclaration(
         version="1", kind=GeneratorKind.ANIMATIC, options=frozenset({"codec"}),
         encodes_own_output=True, title_in_pixels=True, steps_cost=False,
-        digital_source_type="algorithmicMedia", makes_sound=True)
+        digital_source_type="algorithmicMedia")
 
     def __init__(self, spec: ModelSpec, *, weights: str | None = None,
                  options: dict[str, Any] | None = None):

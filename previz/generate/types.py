@@ -82,9 +82,6 @@ class GeneratorDeclaration:
     # What its pictures are, in the IPTC digital source type terms content credentials use:
     # a trained model's output, or pictures an algorithm drew from no training data.
     digital_source_type: str = "trainedAlgorithmicMedia"
-    # It makes the shot's sound too (dialogue and effects reach it): otherwise a shot's dialogue
-    # and sound are noted as not heard, unless the shot gives a sound file.
-    makes_sound: bool = False
 
     def __post_init__(self) -> None:
         undeclared = (self.load_options | self.pixel_neutral_options) - self.options
@@ -113,8 +110,8 @@ class GeneratedFrames:
     frames: np.ndarray
     fps: float
     record: dict[str, Any] = field(default_factory=dict)
-    # the call's sound, 48 kHz stereo float32 as long as the frames (a generator that makes
-    # sound: GeneratorDeclaration.makes_sound); None: silent
+    # the call's sound, 48 kHz stereo float32 as long as the frames (a model that makes sound:
+    # ModelSpec.makes_sound); None: silent
     sound: np.ndarray | None = None
 
     def __post_init__(self) -> None:

@@ -324,7 +324,7 @@ class _Compiler:
                 estimate_seconds=_estimate(spec, num_frames, item.steps, item.width, item.height,
                                            item.options),
                 title=shot.notes or "", options=item.options,
-                **(self._voiced(shot) if declaration.makes_sound else {}),
+                **(self._voiced(shot) if spec.makes_sound else {}),
             )
             key = _key({
                 "kind": "task", "key_version": KEY_VERSION,
@@ -431,7 +431,7 @@ class _Compiler:
         if shot.audio == "none":
             return {**sound, "sound_source": "none"}
         if (shot.dialogue or shot.sound) and shot.audio == "generated" and \
-                not generator_declaration(item.spec.generator).makes_sound:
+                not item.spec.makes_sound:
             self.warnings.append(
                 f"{shot.id}: {item.spec.name} makes no sound — its dialogue and sound are "
                 "shown, not heard; give audio: FILE for a temp track")
