@@ -195,6 +195,16 @@ _ENTRIES: list[ModelSpec] = [
           # about 2 s for 121 frames at 768x512 with 50 steps on one H100 (published)
           cost_per_frame_step=2.0 / (121 * 50), load_seconds=20.0, default_steps=50,
           default_guidance=3.0, text_tokens=256),
+    # LTX-2: picture and sound in one pass (LTX2Pipeline returns video and a stereo waveform,
+    # 24 kHz from its vocoder). Frames 8k+1 (other counts are silently rounded down by the
+    # pipeline, so the plan asks for exact ones), sizes in multiples of 32. The cost and memory
+    # are estimates, not measurements: 19B parameters (Lightricks' model card) in bf16 need
+    # about 40 GB before activations; generation assumed about Wan 14B's rate per frame-step.
+    _spec("ltx-2", "ltx-2", "LTX2Pipeline", "Lightricks/LTX-2", {T}, fps=24.0,
+          frames=FrameRule(8, 1, 257), size_multiple=32, default_size=(768, 512),
+          max_pixels=1280 * 736, gpu_memory_gb=48.0, cost_per_frame_step=_WAN_14B_COST,
+          load_seconds=90.0, default_steps=40, default_guidance=3.0, text_tokens=1024,
+          makes_sound=True),
     # CogVideoX
     _spec("cogvideox-5b", "cogvideox-5b", "CogVideoXPipeline", "THUDM/CogVideoX-5b", {T},
           fps=8.0, frames=FrameRule(48, 1, 49), size_multiple=8, default_size=(720, 480),

@@ -531,6 +531,7 @@ class DiffusersGenerator:
         frames = _to_uint8(output.frames if hasattr(output, "frames") else output[0])
         if padded:
             frames = frames[:task.num_frames]
+        sound, voice = _sound_of(output, pipe, task) if self.spec.makes_sound else (None, None)
         record = {
             "generator": "diffusers", "model": self.spec.name,
             "pipeline": type(pipe).__name__, "weights": self.weights,
@@ -546,8 +547,10 @@ class DiffusersGenerator:
             "warnings": warnings, "steps_reported": steps_done,
             "timings": {"load_seconds": self.load_seconds, "prepare_seconds": called - started,
                         "call_seconds": finished - called},
+            **({"voice": voice} if voice else {}),
         }
-        return GeneratedFrames(frames=frames, fps=task.fps, record=record).check(task)
+        return GeneratedFrames(frames=frames, fps=task.fps, record=record,
+                               sound=sound).check(task)
 
     def _pictures(self, task: ShotTask, images: ImageSource):
         def fetch(role: str) -> list[Image.Image]:
@@ -836,6 +839,29 @@ def _trained_size(pipe) -> tuple[int, int] | None:
     if not all(isinstance(v, int) for v in (scale, width, height)):
         return None
     return width * scale, height * scale
+
+
+def _sound_of(output, pipe, task: ShotTask) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    """The call's waveform (LTX-2: `output.audio`, (batch, channels, samples) at its vocoder's
+    `output_sampling_rate`) as 48 kHz stereo exactly as long as the frames (the model's own is
+    a little shorter or longer: padded with silence or cut), and what the record says of it."""
+    from fractions import Fraction
+
+    from previz.media.audio import RATE, resampled, silence
+
+    audio = getattr(output, "audio", None)
+    rate = getattr(getattr(getattr(pipe, "vocoder", None), "config", None),
+                   "output_sampling_rate", None)
+    if audio is None or not rate:
+        return None, {"source": None, "why": f"{type(pipe).__name__} returned no sound"}
+    waveform = audio[0].detach().float().cpu().numpy() if hasattr(audio, "detach") \
+        else np.asarray(audio[0], dtype=np.float32)
+    sound = resampled(waveform, int(rate))
+    wanted = round(Fraction(task.num_frames) * RATE / Fraction(task.fps).limit_denominator(1001))
+    fitted = silence(wanted)
+    fitted[:min(wanted, len(sound))] = sound[:wanted]
+    return fitted, {"source": f"{type(pipe).__name__} audio", "sample_rate": int(rate),
+                    "samples_made": len(sound), "samples": wanted}
 
 
 def _call_parameters(pipe) -> dict[str, inspect.Parameter]:

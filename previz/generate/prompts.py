@@ -102,8 +102,19 @@ def _framing(task: ShotTask) -> str:
     return _sentence(text[0].upper() + text[1:])
 
 
+def _heard(task: ShotTask) -> str:
+    """What a model that makes sound is to make heard, as the LTX-2 prompt guide asks: spoken
+    lines in quotes after who says them, then the sounds of the scene."""
+    parts = [f'{character.capitalize()} says: "{line}"' for character, line in task.dialogue]
+    if task.sound:
+        parts.append(f"Audio: {_sentence(task.sound)}")
+    return " ".join(parts)
+
+
 def assemble_prompt(task: ShotTask, family: str = "") -> str:
-    """The text a video model reads: action, framing, camera move, style — in that order."""
+    """The text a video model reads: action, framing, camera move, what is heard (only a model
+    that makes sound is given the shot's dialogue and sound), style — in that order."""
     parts = [_sentence(task.prompt), _framing(task),
-             camera_phrase(task.camera.move, task.camera.speed, family), _sentence(task.style)]
+             camera_phrase(task.camera.move, task.camera.speed, family), _heard(task),
+             _sentence(task.style)]
     return " ".join(p for p in parts if p)

@@ -11,7 +11,7 @@ import numpy as np
 from previz.errors import PrevizError
 from previz.media.encode import ffmpeg_exe
 
-__all__ = ["RATE", "CHANNELS", "decode_audio", "write_wav", "silence"]
+__all__ = ["RATE", "CHANNELS", "decode_audio", "write_wav", "silence", "resampled"]
 
 RATE = 48000
 CHANNELS = 2
@@ -44,3 +44,23 @@ def write_wav(samples: np.ndarray, path: Path) -> Path:
         raise PrevizError(f"could not write {path.name} "
                           f"({done.stderr.decode(errors='replace').strip()[-200:]})")
     return path
+
+
+def resampled(samples: np.ndarray, rate: int) -> np.ndarray:
+    """(n, channels) or (channels, n) float samples at `rate`, as 48 kHz stereo (ffmpeg's
+    resampler; mono is spread to both sides)."""
+    data = np.asarray(samples, dtype=np.float32)
+    if data.ndim == 1:
+        data = data[:, None]
+    if data.shape[0] < data.shape[1]:  # (channels, n)
+        data = data.T
+    channels = data.shape[1]
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-f", "f32le", "-ar",
+               str(int(rate)), "-ac", str(channels), "-i", "-", "-ac", str(CHANNELS), "-ar",
+               str(RATE), "-f", "f32le", "-"]
+    done = subprocess.run(command, input=np.ascontiguousarray(data).tobytes(),
+                          capture_output=True)
+    if done.returncode != 0:
+        raise PrevizError(f"could not resample sound from {rate} Hz "
+                          f"({done.stderr.decode(errors='replace').strip()[-200:]})")
+    return np.frombuffer(done.stdout, dtype=np.float32).reshape(-1, CHANNELS).copy()
