@@ -67,7 +67,7 @@ def mix_sound(plan: RenderPlan, folder: Path, name: str, media_names: dict[str, 
     fps = plan.fps_fraction
     sources = {**(take_sounds or {}), **{s.id: Path(s.audio) for s in plan.shots if s.audio}}
     sounding = [shot for shot in plan.shots if shot.id in sources]
-    if not sounding:
+    if not sounding and not (plan.audio and plan.ducking):
         return None
     total = sample_of(plan.frames, fps)
     mix = np.zeros((total, CHANNELS), dtype=np.float32)
@@ -91,9 +91,11 @@ def mix_sound(plan: RenderPlan, folder: Path, name: str, media_names: dict[str, 
             _ramp(sound, len(sound) - sample_of(shot.fade_out, fps), len(sound), up=False)
         mix[start:end] += sound
         placed[shot.id] = sound
-    # 3. the bed
+    # 3. the bed, dipped under the shots with dialogue when the storyboard asks
     if plan.audio:
-        bed = decode_audio(Path(plan.audio), total)
+        bed = decode_audio(Path(plan.audio), total).copy()
+        if plan.ducking:
+            bed *= _ducking(plan, len(bed))[:, None]
         mix[:len(bed)] += bed
     # 4. loudness
     path = folder / f"{name}_audio.wav"
@@ -110,6 +112,30 @@ def mix_sound(plan: RenderPlan, folder: Path, name: str, media_names: dict[str, 
         shots[shot_id] = folder / f"{Path(media_names[shot_id]).stem}.wav"
         write_wav(sound * gain, shots[shot_id])
     return SoundMix(path, shots, total, loudness, gain_db)
+
+
+DUCK_RAMP_SECONDS = 0.2
+
+
+def _ducking(plan: RenderPlan, samples: int) -> np.ndarray:
+    """The bed's gain along the cut: `plan.ducking` dB down over each shot with dialogue,
+    reached over a fifth of a second either side (at the shot's edges, not mid-line)."""
+    fps = plan.fps_fraction
+    low = np.float32(10 ** (-plan.ducking / 20))
+    gain = np.ones(samples, dtype=np.float32)
+    ramp = round(DUCK_RAMP_SECONDS * AUDIO_RATE)
+    for shot in plan.shots:
+        if not shot.dialogue:
+            continue
+        start, end = sample_of(shot.record_in, fps), min(samples, sample_of(shot.record_out, fps))
+        gain[start:end] = np.minimum(gain[start:end], low)
+        for edge, direction in ((start, -1), (end, 1)):  # back up to full level outside it
+            span = np.arange(1, ramp + 1)
+            where = edge - span if direction < 0 else edge + span - 1
+            keep = (where >= 0) & (where < samples)
+            level = low + (1 - low) * span[keep] / ramp
+            gain[where[keep]] = np.minimum(gain[where[keep]], level.astype(np.float32))
+    return gain
 
 
 def _ramp(sound: np.ndarray, start: int, end: int, *, up: bool) -> None:

@@ -453,6 +453,7 @@ class _Compiler:
         edit_key = _key({
             "kind": "edit", "key_version": KEY_VERSION, "fps": str(self.fps),
             "size": [width, height], "audio": audio.sha256 if audio else None,
+            **({"ducking": self.board.ducking} if audio and self.board.ducking else {}),
             "shots": [[s.id, s.selected_take.key, s.record_in, s.record_out,
                        s.transition.model_dump(), [t.key for t in s.takes],
                        *([{"fade_out": s.fade_out}] if s.fade_out else []),
@@ -463,7 +464,8 @@ class _Compiler:
             storyboard=self.board.source, project=self.board.project,
             sequence=self.board.sequence, fps=self.board.fps, fps_exact=str(self.fps),
             width=width, height=height, frames=shots[-1].record_out if shots else 0,
-            audio=audio.path if audio else None, shots=tuple(shots), edit_key=edit_key,
+            audio=audio.path if audio else None, ducking=self.board.ducking if audio else 0.0,
+            shots=tuple(shots), edit_key=edit_key,
             estimate_seconds=sum(s.estimate_seconds for s in shots),
             warnings=tuple(self.warnings),
         )

@@ -188,6 +188,7 @@ class RenderPlan(_Frozen):
     frames: int = Field(description="length of the cut in frames")
     timecode_start: str = "01:00:00:00"
     audio: str | None = None
+    ducking: float = Field(default=0.0, description="dB the bed dips under shots with dialogue")
     shots: tuple[ShotPlan, ...]
     edit_key: str = Field(description="hash of the edit: selected takes and record frames")
     estimate_seconds: float = Field(description="estimated GPU-seconds for every take")

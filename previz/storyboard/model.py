@@ -395,6 +395,8 @@ class Storyboard(_Strict):
         default_factory=dict, description="model name -> weights directory on the workers"
     )
     audio: RelPath | None = Field(default=None, description="an audio bed laid under the cut")
+    ducking: Annotated[float, Field(ge=0, le=40)] = Field(
+        default=0.0, description="dB the audio bed dips under shots with dialogue (0: none)")
     notes: str | None = Field(default=None, max_length=MAX_NOTES_CHARS)
     shots: list[Shot] = Field(min_length=1, max_length=MAX_SHOTS)
 

@@ -117,6 +117,30 @@ def test_the_mix_is_brought_to_ebu_r128(tmp_path):
     assert loudness == pytest.approx(TARGET_LUFS, abs=0.5)
 
 
+def test_the_bed_dips_under_dialogue_when_asked(tmp_path):
+    _sound(tmp_path / "bed.wav", 4.0, click=False, tone=0.1)
+    board = tmp_path / "board.yaml"
+    board.write_text("project: P\nsequence: S\nfps: 24\nresolution: 128x72\naudio: bed.wav\n"
+                     "ducking: 12\ncharacters: {KEEPER: {description: k}}\n"
+                     "defaults: {model: draft}\nshots:\n- {id: SH0010, duration: 1s, prompt: a}\n"
+                     "- {id: SH0020, duration: 1s, prompt: b, dialogue: ['KEEPER: hush']}\n"
+                     "- {id: SH0030, duration: 1s, prompt: c}\n")
+    from previz.plan import plan_from_storyboard
+    from previz.storyboard import load_storyboard
+
+    plan = plan_from_storyboard(load_storyboard(board))
+    cut = cut_from_takes(plan, write_takes(plan, tmp_path / "takes"), tmp_path / "out",
+                         options=AssembleOptions(review=False))
+    mix = _wav(cut.folder / f"{cut.name}_audio.wav")
+
+    def level(second: float) -> float:  # RMS over the middle half of that second
+        start = round((second + 0.25) * 48000)
+        return float(np.sqrt((mix[start:start + 24000] ** 2).mean()))
+
+    assert level(1) / level(0) == pytest.approx(10 ** (-12 / 20), rel=0.05)
+    assert level(2) == pytest.approx(level(0), rel=0.05)
+
+
 @pytest.mark.parametrize(("audio", "says"), [
     ("silent", "is silent — give the shot's sound, or write audio: none"),
     ("picture", "has no audio stream"),
