@@ -220,6 +220,21 @@ _ENTRIES: list[ModelSpec] = [
           "hunyuanvideo-community/HunyuanVideo", {T}, fps=24.0, frames=FrameRule(4, 1, 129),
           default_size=(1280, 720), gpu_memory_gb=60.0, cost_per_frame_step=1800 / (129 * 50),
           load_seconds=120.0, default_steps=50, default_guidance=6.0, text_tokens=256),
+    # HunyuanVideo 1.5 (8.3B): 4k+1 frames up to 121, sizes in multiples of 16; guidance is its
+    # pipeline's guider component, not a call argument; image-to-video renders the size bucket
+    # of its image's aspect (fixed: the plan gives the bucket's own size). Hub ids are the
+    # diffusers conversions; memory and cost are estimates (8.3B bf16 plus a 7B text encoder),
+    # not measurements.
+    _spec("hunyuanvideo-1.5", "hunyuanvideo-1.5", "HunyuanVideo15Pipeline",
+          "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_t2v", {T}, fps=24.0,
+          frames=FrameRule(4, 1, 121), default_size=(848, 480), max_pixels=1280 * 720,
+          gpu_memory_gb=40.0, cost_per_frame_step=1800 / (129 * 50) * 0.6, load_seconds=90.0,
+          default_steps=50, default_guidance=6.0, text_tokens=1000),
+    _spec("hunyuanvideo-1.5-i2v", "hunyuanvideo-1.5", "HunyuanVideo15ImageToVideoPipeline",
+          "hunyuanvideo-community/HunyuanVideo-1.5-Diffusers-480p_i2v", {T, FIRST}, fps=24.0,
+          frames=FrameRule(4, 1, 121), default_size=(848, 480), max_pixels=1280 * 720,
+          gpu_memory_gb=40.0, cost_per_frame_step=1800 / (129 * 50) * 0.6, load_seconds=90.0,
+          default_steps=50, default_guidance=6.0, text_tokens=1000, fixed_size=True),
     # SkyReels-V2 diffusion forcing: long videos natively, in overlapping windows.
     _spec("skyreels-v2-df-1.3b", "skyreels-v2-1.3b", "SkyReelsV2DiffusionForcingPipeline",
           "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", {T, FIRST}, fps=24.0,

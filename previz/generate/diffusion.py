@@ -83,6 +83,10 @@ IMAGE_SIBLINGS: dict[str, str] = {
 # (in_channels > out_channels), which is how I2V weights differ from T2V weights of one lineage.
 # A last frame there takes weights trained for it (first-and-last-frame: pos_embed_seq_len set).
 _IMAGE_CHANNEL_PIPELINES = frozenset({"WanImageToVideoPipeline", "CogVideoXImageToVideoPipeline"})
+# ... and lineages whose transformer takes condition channels for text-to-video too (its
+# channels say nothing of the variant there).
+_CONDITION_CHANNEL_PIPELINES = frozenset({"HunyuanVideo15Pipeline",
+                                          "HunyuanVideo15ImageToVideoPipeline"})
 # Markers that tell apart variants saved under one pipeline class (Wan 2.1, Wan 2.2 A14B and
 # TI2V, FLF2V): marker -> how the weights read (without it, with it).
 _VARIANT_WORDS: dict[str, tuple[str, str]] = {
@@ -497,6 +501,9 @@ class DiffusersGenerator:
             warnings.append(f"options not used by {type(pipe).__name__}: "
                             f"{', '.join(sorted(unknown))}")
         kwargs = {k: v for k, v in kwargs.items() if k in parameters}
+        if "guidance_scale" not in parameters and hasattr(getattr(pipe, "guider", None), "new"):
+            # (HunyuanVideo 1.5: guidance is the pipeline's guider component)
+            pipe.guider = pipe.guider.new(guidance_scale=task.guidance)
         padded = _whole_windows(pipe, kwargs, parameters)
         if padded:
             warnings.append(f"{type(pipe).__name__} fails on a partial last window: generated "
@@ -515,7 +522,8 @@ class DiffusersGenerator:
                 progress(steps_done, max(total, steps_done))
             return {}
 
-        kwargs["callback_on_step_end"] = on_step
+        if "callback_on_step_end" in parameters:  # (HunyuanVideo 1.5 takes no step callback:
+            kwargs["callback_on_step_end"] = on_step  # its progress shows when the call ends)
         kwargs["generator"] = torch.Generator(device="cpu").manual_seed(task.seed)
         self._prepare_cache(task.steps)
         called = time.monotonic()
@@ -528,6 +536,8 @@ class DiffusersGenerator:
                             {"width": task.width, "height": task.height,
                              "frames": task.num_frames, "steps": task.steps}) from exc
         finished = time.monotonic()
+        if not steps_done and progress is not None:
+            progress(total, total)
         frames = _to_uint8(output.frames if hasattr(output, "frames") else output[0])
         if padded:
             frames = frames[:task.num_frames]
@@ -738,7 +748,8 @@ def _variant_of(index: dict[str, Any],
         found["first_last_frame"] = (length is not None,
                                      f"transformer/config.json pos_embed_seq_len={length}")
         channels_in, channels_out = transformer.get("in_channels"), transformer.get("out_channels")
-        if isinstance(channels_in, int) and isinstance(channels_out, int):
+        if isinstance(channels_in, int) and isinstance(channels_out, int) and \
+                index.get("_class_name") not in _CONDITION_CHANNEL_PIPELINES:
             found["image_channels"] = (channels_in > channels_out,
                                        f"transformer/config.json in_channels={channels_in} "
                                        f"(out_channels={channels_out})")
