@@ -721,6 +721,7 @@ def _sign_cut(shots: list[_Shot], media: Sequence[Path | None], options: Assembl
     from previz.media.credentials import (
         COMPOSITE,
         COMPOSITE_TRAINED,
+        TRAINED,
         Ingredient,
         is_signed,
         sign_derived,
@@ -731,7 +732,7 @@ def _sign_cut(shots: list[_Shot], media: Sequence[Path | None], options: Assembl
              for shot in shots if shot.take is not None and not shot.placeholder]
     unsigned = [shot.plan.id for shot, ingredient in takes if not is_signed(ingredient.path)]
     trained = any(generator_declaration(shot.take.final_task.generator).digital_source_type
-                  == "trainedAlgorithmicMedia" for shot, _ in takes)
+                  == TRAINED for shot, _ in takes)
     about = {"cut": name, "version": options.version, "cut_key": edit_key}
     by_media = {Path(shot.media).stem: ingredient for shot, ingredient in takes}
     for path in media:
