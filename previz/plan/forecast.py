@@ -50,6 +50,13 @@ TASK_SECONDS = 0.15
 # (the review copy's pieces and transitions, decoded and encoded again).
 ASSEMBLY_FIXED_SECONDS = 1.5
 ASSEMBLY_SECONDS_PER_MEGAPIXEL_FRAME = 0.009
+# The cut's sound (previz.assemble.sound: decode, place, measure loudness, write), mixed whole
+# for every version. Fitted to mix_sound timed on this 2-core machine (2026-12-06): 0.59 s and
+# 0.75 s for the 23 s demo with 1 and 7 sounding shots, 2.04 s and 3.49 s for the 96 s 45-shot
+# sequence with 1 and 45.
+SOUND_FIXED_SECONDS = 0.1
+SOUND_SECONDS_PER_CUT_SECOND = 0.02
+SOUND_SECONDS_PER_SHOT = 0.03
 # A deadline keeps this many times the assembly estimate for assembling: it errs long, since a
 # deadline is kept by stopping the rendering early.
 DEADLINE_ASSEMBLY_MARGIN = 2.0
@@ -139,10 +146,17 @@ def forecast(plan: RenderPlan, *, tasks: Iterable[ShotTask] | None = None,
 
 def assembly_seconds(plan: RenderPlan, changed_frames: int | None = None) -> float:
     """Assembling and publishing the cut when `changed_frames` of it (all when None) show media
-    the last version did not."""
+    the last version did not, and its sound, mixed whole for every version."""
     frames = plan.frames if changed_frames is None else min(changed_frames, plan.frames)
     megapixels = plan.width * plan.height / 1e6
-    return ASSEMBLY_FIXED_SECONDS + frames * megapixels * ASSEMBLY_SECONDS_PER_MEGAPIXEL_FRAME
+    picture = ASSEMBLY_FIXED_SECONDS + frames * megapixels * ASSEMBLY_SECONDS_PER_MEGAPIXEL_FRAME
+    sounding = sum(1 for shot in plan.shots if shot.audio or (
+        shot.sound_source == "generated" and (shot.selected_take.final_task.dialogue
+                                              or shot.selected_take.final_task.sound)))
+    if not sounding and not (plan.audio and plan.ducking):
+        return picture
+    return (picture + SOUND_FIXED_SECONDS + SOUND_SECONDS_PER_SHOT * sounding
+            + SOUND_SECONDS_PER_CUT_SECOND * float(plan.frames / plan.fps_fraction))
 
 
 def chain_seconds(plan: RenderPlan, cost: Mapping[str, float]) -> float:

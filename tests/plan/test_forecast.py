@@ -99,3 +99,16 @@ def test_previz_plan_prints_the_forecast_and_refuses_no_gpus(capsys):
     assert "by the clock (preparation" in out
     assert cli.main(["plan", board, "--gpus", "0"]) == 2
     assert "--gpus 0: a render needs at least one GPU" in capsys.readouterr().err
+
+
+def test_assembly_counts_the_sound_when_shots_make_some(tmp_path):
+    """The draft voices dialogue: the cut's mix is assembled too (previz.assemble.sound)."""
+    silent = plan_of(tmp_path, DRAFT_SHOTS)
+    (tmp_path / "voiced").mkdir()
+    voiced = plan_of(tmp_path / "voiced", """\
+        - {id: SH0010, duration: 48f, prompt: harbour, sound: gulls}
+        - {id: SH0020, duration: 24f, prompt: boat}
+        """)
+    extra = fc.assembly_seconds(voiced) - fc.assembly_seconds(silent)
+    assert extra == pytest.approx(fc.SOUND_FIXED_SECONDS + fc.SOUND_SECONDS_PER_SHOT
+                                  + fc.SOUND_SECONDS_PER_CUT_SECOND * 72 / 24)
