@@ -96,7 +96,7 @@ def review_app(settings: ReviewSettings):
     )
     from starlette.routing import Route
 
-    from previz.store import NotFound, open_store, read_manifest
+    from previz.store import NotFound, StoreError, open_store, read_manifest
 
     if not _loopback(settings.host) and not settings.tokens:
         raise InvalidInput(f"--host {settings.host}: reviewers on other machines need tokens — "
@@ -155,7 +155,7 @@ def review_app(settings: ReviewSettings):
                                       ("project", "sequence", "version"))
         try:
             manifest = read_manifest(store, project, sequence, version)
-        except (NotFound, ValueError):
+        except (StoreError, ValueError):  # none, or a name that is no id
             return HTMLResponse("no such version", status_code=404)
         data = _version_data(store, manifest, project, sequence, version)
         return page(_VERSION, data=data, reviewer=reviewer(request), project=project,
@@ -166,7 +166,7 @@ def review_app(settings: ReviewSettings):
                                       ("project", "sequence", "version"))
         try:
             manifest = read_manifest(store, project, sequence, version)
-        except (NotFound, ValueError):
+        except (StoreError, ValueError):
             return JSONResponse({"error": "no such version"}, status_code=404)
         return JSONResponse(_version_data(store, manifest, project, sequence, version))
 
@@ -191,7 +191,7 @@ def review_app(settings: ReviewSettings):
         try:
             body = await request.json()
             decision = _decision_from(store, body, reviewer(request))
-        except (ValueError, KeyError, TypeError, NotFound) as error:
+        except (ValueError, KeyError, TypeError, StoreError) as error:
             return JSONResponse({"error": str(error).splitlines()[0]}, status_code=400)
         record_decision(store, decision)
         return JSONResponse(decision.model_dump(mode="json"), status_code=201)

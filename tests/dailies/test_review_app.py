@@ -246,5 +246,7 @@ def test_the_servers_guards(rendered, tmp_path):
             "X-Previz-CSRF": csrf, "Content-Type": "application/json"})
         assert status == 201 and json.loads(saved)["reviewer"] == "ben"
         assert call("/media/decisions/TEST/SQ010/x.json", Cookie=session)[0] == 404
+        assert call("/v/TEST/..%2F..%2Fetc/v001", Cookie=session)[0] == 404  # not an id
+        assert call("/api/v/TEST/SQ010/v999", Cookie=session)[0] == 404
     finally:
         server.stop()
