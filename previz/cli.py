@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--host", default="127.0.0.1",
                         help="the address to listen on (default 127.0.0.1: this machine only; "
                              "any other needs --tokens)")
+    review.add_argument("--sequence", default=None, metavar="PROJECT/SEQUENCE",
+                        help="serve this sequence only, opening on its latest version (and "
+                             "without listing the store)")
     review.add_argument("--port", type=int, default=8300)
     review.add_argument("--tokens", default=None, metavar="FILE",
                         help="reviewers' tokens, one `name: token` line each (default "
@@ -368,8 +371,17 @@ def _review(args: argparse.Namespace) -> int:
 
     if not 0 < args.port < 65536:
         raise InvalidInput(f"--port {args.port}: not a port — give 1 to 65535")
+    sequence = None
+    if args.sequence:
+        from previz.store.keys import ID_PATTERN
+
+        project, _, name = args.sequence.partition("/")
+        if not (ID_PATTERN.fullmatch(project) and ID_PATTERN.fullmatch(name)):
+            raise InvalidInput(f"--sequence {args.sequence}: write PROJECT/SEQUENCE, as the "
+                               "store names them (LIGHTHOUSE/SQ010)")
+        sequence = (project, name)
     serve(ReviewSettings(store_uri=args.store or DEFAULT_STORE, host=args.host, port=args.port,
-                         tokens=load_tokens(args.tokens)))
+                         tokens=load_tokens(args.tokens), sequence=sequence))
     return EXIT_OK
 
 

@@ -50,6 +50,7 @@ class ReviewSettings:
     host: str = "127.0.0.1"
     port: int = 8300
     tokens: dict[str, str] | None = None  # token -> reviewer; None: loopback, this user
+    sequence: tuple[str, str] | None = None  # (project, sequence): only that one is served
 
 
 def load_tokens(path: str | None) -> dict[str, str] | None:
@@ -96,7 +97,13 @@ def review_app(settings: ReviewSettings):
     )
     from starlette.routing import Route
 
-    from previz.store import NotFound, StoreError, open_store, read_manifest
+    from previz.store import (
+        NotFound,
+        StoreError,
+        open_store,
+        published_versions,
+        read_manifest,
+    )
 
     if not _loopback(settings.host) and not settings.tokens:
         raise InvalidInput(f"--host {settings.host}: reviewers on other machines need tokens — "
@@ -148,7 +155,14 @@ def review_app(settings: ReviewSettings):
         return response
 
     async def index(request: Request) -> Response:
-        return page(_INDEX, sequences=_sequences(store), reviewer=reviewer(request))
+        if settings.sequence is not None:  # straight to its latest version
+            project, sequence = settings.sequence
+            versions = published_versions(store, project, sequence)
+            if versions:
+                return RedirectResponse(f"/v/{project}/{sequence}/v{versions[-1]:03d}",
+                                        status_code=303)
+        return page(_INDEX, sequences=_sequences(store, settings.sequence),
+                    reviewer=reviewer(request))
 
     async def version_page(request: Request) -> Response:
         project, sequence, version = (request.path_params[k] for k in
@@ -223,12 +237,14 @@ def _local_path(store, key: str) -> Path | None:
     return Path(root) / check_object_key(key)
 
 
-def _sequences(store) -> list[dict[str, Any]]:
-    """Every sequence with published versions, newest version first."""
+def _sequences(store, only: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """Every sequence with published versions (or just `only`, without listing the store),
+    newest version first."""
     from previz.store import published_versions
 
-    found = sorted({(key.split("/")[0], key.split("/")[1]) for key in store.list("")
-                    if key.endswith("/latest.json") and key.count("/") == 2})
+    found = [only] if only else sorted(
+        {(key.split("/")[0], key.split("/")[1]) for key in store.list("")
+         if key.endswith("/latest.json") and key.count("/") == 2})
     return [{"project": p, "sequence": s,
              "versions": [f"v{n:03d}" for n in reversed(published_versions(store, p, s))]}
             for p, s in found]

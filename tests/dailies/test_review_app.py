@@ -54,6 +54,13 @@ def _render(board: Path, store: Path, *args: str) -> dict:
     return {**json.loads(done.stdout), "stderr": done.stderr}
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    """To see a redirect itself (its status and location), not where it leads."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -214,10 +221,6 @@ def test_the_servers_guards(rendered, tmp_path):
             except urllib.error.HTTPError as error:
                 return error.code, error.read().decode()
 
-        class NoRedirect(urllib.request.HTTPRedirectHandler):
-            def redirect_request(self, *args, **kwargs):
-                return None
-
         assert call("/api/v/TEST/SQ010/v001")[0] == 401  # not signed in
         opener = urllib.request.build_opener(NoRedirect)
         try:
@@ -248,5 +251,18 @@ def test_the_servers_guards(rendered, tmp_path):
         assert call("/media/decisions/TEST/SQ010/x.json", Cookie=session)[0] == 404
         assert call("/v/TEST/..%2F..%2Fetc/v001", Cookie=session)[0] == 404  # not an id
         assert call("/api/v/TEST/SQ010/v999", Cookie=session)[0] == 404
+    finally:
+        server.stop()
+    # --sequence: that sequence only, opening on its latest version
+    refused = subprocess.run([sys.executable, "-m", "previz", "review", str(store), "--sequence",
+                              "SQ010"], env=_env(), capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "PROJECT/SEQUENCE" in refused.stderr
+    server = Server(store, "--sequence", "TEST/SQ010")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as opened:
+            urllib.request.build_opener(NoRedirect).open(server.url + "/", timeout=30)
+        latest = read_manifest(open_store(str(store)), "TEST", "SQ010", "latest")["cut"]["version"]
+        assert opened.value.code == 303
+        assert opened.value.headers["location"] == f"/v/TEST/SQ010/{latest}"
     finally:
         server.stop()
