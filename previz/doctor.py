@@ -259,21 +259,17 @@ def signing_facts() -> dict[str, Any]:
 
 
 def ffmpeg_facts() -> dict[str, Any]:
-    from previz.media.encode import ffmpeg_exe
+    from previz.media.encode import encoder_identity, ffmpeg_exe
 
     try:
         exe = ffmpeg_exe()
         found: set[str] = set()
-        version = ""
         for listing in ("-encoders", "-muxers", "-demuxers"):
             done = subprocess.run([exe, "-hide_banner", listing], capture_output=True, text=True,
                                   timeout=30, stdin=subprocess.DEVNULL, errors="replace")
             found |= {line.split()[1] for line in done.stdout.splitlines()
                       if len(line.split()) > 1 and line.startswith(" ")}
-        version = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True,
-                                 text=True, timeout=30, stdin=subprocess.DEVNULL,
-                                 errors="replace").stdout.partition("\n")[0]
-        version = version.partition(" Copyright")[0].replace(" version ", " ").strip()
+        version = encoder_identity().partition(" Copyright")[0].replace(" version ", " ")
     except (OSError, subprocess.SubprocessError, ImportError) as error:
         return {"error": f"{type(error).__name__}: {error}"}
     return {"exe": exe, "version": version,

@@ -300,6 +300,7 @@ def _note(decision: Decision) -> dict[str, Any]:
 def _decision_from(store, body: dict[str, Any], reviewer: str | None) -> Decision:
     """A decision from a posted body: the take's key, the shot of a frame and its timecode
     come from the version's manifest, the reviewer from the sign-in, never from the body."""
+    from previz.assemble.edit import timecode_frames
     from previz.media.encode import timecode_of
     from previz.store import read_manifest
 
@@ -330,7 +331,7 @@ def _decision_from(store, body: dict[str, Any], reviewer: str | None) -> Decisio
     if frame is not None:
         cut = manifest["cut"]
         rate = Fraction(cut.get("fps_exact") or cut["fps"])
-        timecode = timecode_of(_frames_of(cut["timecode_start"], rate) + frame, rate)
+        timecode = timecode_of(timecode_frames(cut["timecode_start"], rate) + frame, rate)
     return Decision(project=project, sequence=sequence, version=version, shot=shot_id,
                     action=action, take=take if action.chooses_take else None,
                     take_key=take_key, note=(body.get("note") or None), frame=frame,
@@ -338,11 +339,6 @@ def _decision_from(store, body: dict[str, Any], reviewer: str | None) -> Decisio
 
 
 _DECISION_FIELDS = {"project", "sequence", "version", "shot", "action", "take", "note", "frame"}
-
-
-def _frames_of(timecode: str, rate: Fraction) -> int:
-    hours, minutes, seconds, frames = (int(part) for part in timecode.split(":"))
-    return ((hours * 60 + minutes) * 60 + seconds) * round(rate) + frames
 
 
 def serve(settings: ReviewSettings) -> None:
