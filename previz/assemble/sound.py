@@ -99,8 +99,7 @@ def mix_sound(plan: RenderPlan, folder: Path, name: str, media_names: dict[str, 
         mix[:len(bed)] += bed
     # 4. loudness
     path = folder / f"{name}_audio.wav"
-    write_wav(mix, path)
-    loudness, peak = _measure(path)
+    loudness, peak = _measure(mix)
     gain_db = 0.0 if loudness is None else TARGET_LUFS - loudness
     if peak is not None and peak + gain_db > PEAK_DBTP:
         gain_db = PEAK_DBTP - peak
@@ -147,13 +146,14 @@ def _ramp(sound: np.ndarray, start: int, end: int, *, up: bool) -> None:
     sound[start:end] *= (ramp if up else ramp[::-1])[:, None]
 
 
-def _measure(path: Path) -> tuple[float | None, float | None]:
-    """(integrated loudness in LUFS, true peak in dBTP) of a file, by ffmpeg's loudnorm; None
-    for silence."""
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-af",
-               "loudnorm=print_format=json", "-f", "null", "-"]
-    done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    found = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", done.stderr)
+def _measure(samples: np.ndarray) -> tuple[float | None, float | None]:
+    """(integrated loudness in LUFS, true peak in dBTP) of 48 kHz stereo samples, by ffmpeg's
+    loudnorm (fed on its stdin: nothing is written to measure it); None for silence."""
+    command = [ffmpeg_exe(), "-hide_banner", "-f", "f32le", "-ar", str(AUDIO_RATE), "-ac",
+               str(CHANNELS), "-i", "-", "-af", "loudnorm=print_format=json", "-f", "null", "-"]
+    done = subprocess.run(command, input=np.ascontiguousarray(samples, dtype="<f4").tobytes(),
+                          capture_output=True)
+    found = re.search(r"\{[^{}]*\"input_i\"[^{}]*\}", done.stderr.decode(errors="replace"))
     if not found:
         return None, None
     figures = json.loads(found.group(0))

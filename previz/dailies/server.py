@@ -111,6 +111,9 @@ def review_app(settings: ReviewSettings):
                            "per reviewer, and put HTTPS in front (cluster/README.md)")
     store = open_store(settings.store_uri)
     csrf = secrets.token_urlsafe(32)
+    # Take records, read once: a take is content-addressed, its record never changes (a take not
+    # yet published is looked for again next time).
+    records: dict[str, dict[str, Any]] = {}
     local_user = getpass.getuser()
     pages = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
 
@@ -171,7 +174,7 @@ def review_app(settings: ReviewSettings):
             manifest = read_manifest(store, project, sequence, version)
         except (StoreError, ValueError):  # none, or a name that is no id
             return HTMLResponse("no such version", status_code=404)
-        data = _version_data(store, manifest, project, sequence, version)
+        data = _version_data(store, manifest, project, sequence, version, records)
         return page(_VERSION, data=data, reviewer=reviewer(request), project=project,
                     sequence=sequence, version=version)
 
@@ -182,7 +185,7 @@ def review_app(settings: ReviewSettings):
             manifest = read_manifest(store, project, sequence, version)
         except (StoreError, ValueError):
             return JSONResponse({"error": "no such version"}, status_code=404)
-        return JSONResponse(_version_data(store, manifest, project, sequence, version))
+        return JSONResponse(_version_data(store, manifest, project, sequence, version, records))
 
     async def media(request: Request) -> Response:
         key = request.path_params["key"]
@@ -251,7 +254,7 @@ def _sequences(store, only: tuple[str, str] | None = None) -> list[dict[str, Any
 
 
 def _version_data(store, manifest: dict[str, Any], project: str, sequence: str,
-                  version: str) -> dict[str, Any]:
+                  version: str, records: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """What the page shows of a version: its shots, every take of each, the reviewers'
     standing on each shot and its history across versions."""
     from previz.store import has_take, published_versions, read_take_record
@@ -268,7 +271,9 @@ def _version_data(store, manifest: dict[str, Any], project: str, sequence: str,
                   "selected": True, "shown": True, "status": shot["status"]}
                  ] if shot.get("take_key") else []
         for take in manifest.get("takes", {}).get(shot["id"], shown):
-            record = read_take_record(store, take["key"]) if has_take(store, take["key"]) else {}
+            if take["key"] not in records and has_take(store, take["key"]):
+                records[take["key"]] = read_take_record(store, take["key"])
+            record = records.get(take["key"], {})
             recipe = record.get("recipe") or {}
             takes.append({**take, "media": f"/media/{take_object(take['key'], MEDIA_NAME)}"
                           if record else None, "model": recipe.get("model"),

@@ -9,6 +9,7 @@ what does not fit in the shot is cut at its end (and the record says how many li
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import shutil
 import subprocess
@@ -80,6 +81,7 @@ def _tone(character: str, line: str) -> np.ndarray:
     return np.repeat(tone[:, None], CHANNELS, axis=1).astype(np.float32)
 
 
+@functools.lru_cache(maxsize=4)
 def _engine_version(engine: str) -> str:
     done = subprocess.run([engine, "--version"], capture_output=True, text=True, timeout=30)
     words = done.stdout.split()

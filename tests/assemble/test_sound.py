@@ -113,7 +113,7 @@ def test_the_mix_is_brought_to_ebu_r128(tmp_path):
     plan = make_plan(tmp_path, [(72, None)], size=(128, 72), sounds={0: quiet})
     cut = cut_from_takes(plan, write_takes(plan, tmp_path / "takes"), tmp_path / "out",
                          options=AssembleOptions(review=False))
-    loudness, _ = _measure(cut.folder / f"{cut.name}_audio.wav")
+    loudness, _ = _measure(decode_wav(cut.folder / f"{cut.name}_audio.wav"))
     assert loudness == pytest.approx(TARGET_LUFS, abs=0.5)
 
 
