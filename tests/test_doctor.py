@@ -3,12 +3,10 @@ how it judges them. The cluster routes (a token cluster, workers without the sto
 credentials) are in tests/cluster/test_local_cluster.py and tests/engine/test_cluster_faults.py."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import pytest
+from command_support import clean_env, run_previz
 
 from previz.doctor import (
     HERE,
@@ -142,9 +140,7 @@ def test_doctor_on_this_machine_prints_a_line_per_check_and_fails_with_exit_1(tm
     store fails the run."""
     blocked = tmp_path / "file-not-folder"
     blocked.write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | test_ca.env
-    done = subprocess.run([sys.executable, "-m", "previz", "doctor", "--store", str(blocked),
-                           "--json"], capture_output=True, text=True, timeout=300, env=env)
+    done = run_previz("doctor", "--store", str(blocked), "--json", env=clean_env(**test_ca.env))
     report = json.loads(done.stdout)
     assert done.returncode == 1 and report["failed"] >= 1, done.stderr
     names = [(c["name"], c["where"], c["status"]) for c in report["checks"]]

@@ -184,9 +184,7 @@ def test_dialogue_names_a_character(tmp_path):
 def test_a_draft_render_voices_its_dialogue_in_the_cut(tmp_path):
     """Through `previz render`: the draft's takes carry their temp track (a silent take says
     so), and the cut's mix has each line where its shot is."""
-    import json
-    import os
-    import sys
+    from command_support import render_json
 
     from previz.store import open_store, read_take_record
 
@@ -198,12 +196,7 @@ def test_a_draft_render_voices_its_dialogue_in_the_cut(tmp_path):
         "- {id: SH0020, duration: 2s, prompt: b, audio: none, dialogue: ['KEEPER: Shh.']}\n"
         "- {id: SH0030, duration: 2s, prompt: c, transition: {type: dissolve, duration: 12f},"
         " dialogue: ['KEEPER: Go home.']}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    done = subprocess.run([sys.executable, "-m", "previz", "render", str(board), "--store",
-                           str(tmp_path / "store"), "--json"], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    summary = render_json(board, tmp_path / "store")
     store = open_store(str(tmp_path / "store"))
     records = {s["id"]: read_take_record(store, s["take"]) for s in summary["shots"]}
     assert records["SH0010"]["sound"]["name"] == "take.wav"

@@ -6,7 +6,6 @@ server's guards: cross-site posts, other hosts without tokens, tokens, markup le
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 from browser_support import WAIT_S, start_chromium
+from command_support import clean_env, render_json, run_previz
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -41,19 +41,6 @@ BOARD = """\
 NOTE = "<img src=x onerror=window.__pwned=2> the lamp flickers"
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREVIZ_C2PA",
-                                                                     "PREVIZ_REVIEW"))}
-
-
-def _render(board: Path, store: Path, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "previz", "render", str(board), "--store",
-                           str(store), "--json", *args], env=_env(), capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return {**json.loads(done.stdout), "stderr": done.stderr}
-
-
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     """To see a redirect itself (its status and location), not where it leads."""
 
@@ -72,7 +59,7 @@ class Server:
         self.port = _free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "previz", "review", str(store), "--port", str(self.port),
-             *args], env=env or _env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+             *args], env=env or clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         self.url = f"http://127.0.0.1:{self.port}"
         limit = time.monotonic() + 60
@@ -98,7 +85,7 @@ def rendered(tmp_path_factory):
     board = folder / "board.yaml"
     board.write_text(textwrap.dedent(BOARD))
     store = folder / "store"
-    first = _render(board, store)
+    first = render_json(board, store)
     assert first["version"] == "v001"
     return board, store
 
@@ -108,7 +95,7 @@ def _wait(driver, script: str):
         lambda d: d.execute_script(script))
 
 
-def test_a_supervisors_dailies_reach_the_next_render(rendered):
+def test_a_supervisors_dailies_reach_the_nextrender_json(rendered):
     board, store = rendered
     server = Server(store)
     first, second = start_chromium(), start_chromium()
@@ -170,7 +157,7 @@ def test_a_supervisors_dailies_reach_the_next_render(rendered):
     assert len(notes) == 21 and sum(d.note.startswith("second ") for d in notes) == 20
     assert {d.shot for d in notes if d.frame == 80} == {"SH0030"}
     # the next render follows: take 2 in the cut, the note a marker at its frame
-    again = _render(board, store)
+    again = render_json(board, store)
     assert "SH0020: take 2 approved by" in again["stderr"]
     assert {s["id"]: s["take"] for s in again["shots"]}["SH0020"] == \
         read_manifest(open_store(str(store)), "TEST", "SQ010", "v001")["takes"]["SH0020"][1]["key"]
@@ -197,7 +184,7 @@ def test_a_supervisors_dailies_reach_the_next_render(rendered):
     finally:
         browser.quit()
         server.stop()
-    ignored = _render(board, store, "--ignore-decisions")
+    ignored = render_json(board, store, "--ignore-decisions")
     assert {s["id"]: s["take"] for s in ignored["shots"]}["SH0020"] == \
         read_manifest(open_store(str(store)), "TEST", "SQ010", "v001")["takes"]["SH0020"][0]["key"]
 
@@ -205,9 +192,8 @@ def test_a_supervisors_dailies_reach_the_next_render(rendered):
 def test_the_servers_guards(rendered, tmp_path):
     _, store = rendered
     # any address but loopback needs reviewers' tokens
-    refused = subprocess.run([sys.executable, "-m", "previz", "review", str(store), "--host",
-                              "0.0.0.0", "--port", str(_free_port())], env=_env(),
-                             capture_output=True, text=True, timeout=60)
+    refused = run_previz("review", str(store), "--host", "0.0.0.0", "--port",
+                         str(_free_port()), timeout=60)
     assert refused.returncode == 2 and "--tokens" in refused.stderr
     tokens = tmp_path / "tokens"
     tokens.write_text("ana: " + "a" * 32 + "\nben: " + "b" * 32 + "\n")
@@ -254,8 +240,7 @@ def test_the_servers_guards(rendered, tmp_path):
     finally:
         server.stop()
     # --sequence: that sequence only, opening on its latest version
-    refused = subprocess.run([sys.executable, "-m", "previz", "review", str(store), "--sequence",
-                              "SQ010"], env=_env(), capture_output=True, text=True, timeout=60)
+    refused = run_previz("review", str(store), "--sequence", "SQ010", timeout=60)
     assert refused.returncode == 2 and "PROJECT/SEQUENCE" in refused.stderr
     server = Server(store, "--sequence", "TEST/SQ010")
     try:

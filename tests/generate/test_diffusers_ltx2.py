@@ -4,16 +4,13 @@ offline by generate/tiny_ltx2.py, loaded from disk) through the diffusers genera
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from command_support import render_json
 
 from previz.plan import plan_from_storyboard
 from previz.storyboard import load_storyboard
@@ -72,12 +69,7 @@ def test_an_ltx2_shot_renders_with_its_sound(tmp_path, tiny_weights):
 
     board = _board(tmp_path, tiny_weights, extra_shot=(
         "  - {id: SH0020, duration: 12f, prompt: the sea, model: draft}\n"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    done = subprocess.run([sys.executable, "-m", "previz", "render", str(board), "--store",
-                           str(tmp_path / "store"), "--json"], env=env, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    summary = render_json(board, tmp_path / "store", timeout=600)
     shots = {s["id"]: s for s in summary["shots"]}
     record = read_take_record(open_store(str(tmp_path / "store")), shots["SH0010"]["take"])
     assert record["sound"]["name"] == "take.wav"

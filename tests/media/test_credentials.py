@@ -5,12 +5,12 @@ signing settings stop a render before anything is rendered."""
 import json
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from command_support import clean_env, render_json, run_previz
 from credentials_support import make_ca
 from PIL import Image
 
@@ -109,8 +109,7 @@ def test_tampered_untrusted_and_unsigned_files_fail_verify(task, test_ca, tmp_pa
     other_ca = make_ca(tmp_path / "other-ca")
 
     def verify(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "previz", "verify", *args],
-                              capture_output=True, text=True, timeout=60)
+        return run_previz("verify", *args, timeout=60)
 
     good = verify(str(signed), "--trust", str(test_ca.ca))
     assert good.returncode == 0, good.stdout + good.stderr
@@ -184,12 +183,10 @@ def test_no_settings_means_unsigned():
 
 
 def test_a_render_with_unusable_settings_stops_before_rendering(tmp_path):
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("PREVIZ_C2PA")}
-    env["PREVIZ_C2PA_CERT"] = str(tmp_path / "studio.pem")
-    env["PREVIZ_C2PA_KEY"] = str(tmp_path / "studio.key")
-    done = subprocess.run([sys.executable, "-m", "previz", "render", "storyboards/demo.yaml",
-                           "--store", str(tmp_path / "store")], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+    env = clean_env(PREVIZ_C2PA_CERT=str(tmp_path / "studio.pem"),
+                    PREVIZ_C2PA_KEY=str(tmp_path / "studio.key"))
+    done = run_previz("render", "storyboards/demo.yaml", "--store", str(tmp_path / "store"),
+                      cwd=ROOT, env=env, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == (f"PREVIZ_C2PA_CERT={tmp_path / 'studio.pem'}: no such file — "
                                    "point it at the studio's signing certificate (PEM)")
@@ -212,7 +209,6 @@ def test_every_take_and_cut_of_a_render_verifies_against_the_test_ca(test_ca, tm
     environment): takes drawn by the draft (encoded as drawn) and by the synthetic model (frames
     encoded on the worker's node) are signed; the cut, joined by stream copy, is signed again
     with its takes as ingredients; so are the review copy, contact sheet and editorial media."""
-    import os
 
     from previz.store import open_store, read_manifest, read_take_record
     from previz.store.takes import fetch_take_media
@@ -230,16 +226,11 @@ def test_every_take_and_cut_of_a_render_verifies_against_the_test_ca(test_ca, tm
              transition: {type: dissolve, duration: 4f}}
           - {id: SH0030, duration: 12f, prompt: the lamp turns}
     """))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREVIZ_C2PA", "RAY_"))}
     store_dir = tmp_path / "store"
-    done = subprocess.run([sys.executable, "-m", "previz", "render", str(board), "--store",
-                           str(store_dir), "--editorial-media", "prores422", "--json"],
-                          env={**env, **test_ca.env}, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    summary = render_json(board, store_dir, "--editorial-media", "prores422",
+                          env=clean_env(**test_ca.env))
     assert "previz signer" in summary["signed_by"]
-    assert "unsigned" not in done.stderr
+    assert "unsigned" not in summary["stderr"]
     store = open_store(str(store_dir))
     trust = test_ca.ca.read_text()
     for shot in summary["shots"]:
@@ -272,10 +263,8 @@ def test_every_take_and_cut_of_a_render_verifies_against_the_test_ca(test_ca, tm
     data = bytearray((folder / "SQ010_previz_v001.mp4").read_bytes())
     data[data.find(b"mdat") + 100] ^= 0x01
     tampered.write_bytes(bytes(data))
-    verified = subprocess.run([sys.executable, "-m", "previz", "verify",
-                               str(folder / "SQ010_previz_v001.mp4"), str(tampered),
-                               "--trust", str(test_ca.ca)], capture_output=True, text=True,
-                              timeout=60)
+    verified = run_previz("verify", str(folder / "SQ010_previz_v001.mp4"), str(tampered),
+                          "--trust", str(test_ca.ca), timeout=60)
     assert verified.returncode == 1
     first, second = verified.stdout.splitlines()
     assert first.startswith("trusted") and "from 3 ingredient(s)" in first
