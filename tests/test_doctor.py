@@ -60,10 +60,19 @@ def test_a_store_that_cannot_be_written_fails(tmp_path):
     assert check.status is Status.FAIL and str(blocked) in check.detail
 
 
-def test_a_node_writing_its_own_disk_is_not_a_shared_store():
-    check = judge_store({"ok": True, "uri": "file:///renders", "key": "k", "shared": False},
-                        "node 10.0.0.7 (abcdef)")
+def test_a_node_writing_its_own_disk_is_not_a_shared_store(tmp_path):
+    """A folder store a node writes on its own disk: the probe it wrote (kept for this
+    machine to look for) is not in the folder this machine sees."""
+    from previz.doctor import _seen_here
+
+    node_disk, shared = str(tmp_path / "node" / "renders"), str(tmp_path / "renders")
+    written = store_facts(node_disk, keep=True)
+    facts = {**written, "shared": _seen_here(shared, written["key"])}
+    check = judge_store(facts, "node 10.0.0.7 (abcdef)")
     assert check.status is Status.FAIL and "every node shares" in check.detail
+    # where the folder is the same one, the probe is found, then removed
+    assert _seen_here(node_disk, written["key"]) is True
+    assert not list((tmp_path / "node").rglob("*.probe"))
 
 
 @pytest.mark.parametrize(("facts", "verdict", "says"), [
