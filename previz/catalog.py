@@ -21,11 +21,31 @@ __all__ = [
     "resolve_model",
     "known_model_names",
     "PLACEMENT_OPTIONS",
+    "GANG_SIZES",
+    "CARD_SIZES_GB",
+    "parallel_speedup",
 ]
 
 # Options the plan reads to place any model's work (`gpus`: how many per task; `device: cpu`: on
 # CPU workers, for tiny models and smoke tests of a cluster). Never part of a take key.
 PLACEMENT_OPTIONS = frozenset({"gpus", "device"})
+
+# How many GPUs of one node a shot may run on (a gang: one process per GPU, one torch.distributed
+# group), and the card sizes `previz models` says each model fits at each of them.
+GANG_SIZES = (1, 2, 4, 8)
+CARD_SIZES_GB = (24, 48, 80, 141)
+
+# Context parallelism's speed-up by gang size. The one published figure for these models: Wan 2.1
+# 14B at 720p takes about 1838 s on one H100 and 288 s on eight with xDiT's Ulysses/ring context
+# parallelism (Wan 2.1 model card, shared/notes/tiny-diffusers.md): 6.38x on 8. Amdahl's law
+# through that point (a parallel share of 96.4%) gives the sizes between: 1.93x on 2, 3.61x on 4.
+# Smaller models split less well (less compute per all-to-all), so this is the best case.
+_PARALLEL_SHARE = (1 - 288 / 1838) / (1 - 1 / 8)
+
+
+def parallel_speedup(gpus: int) -> float:
+    """How many times faster one shot runs on a gang of `gpus` than on one GPU."""
+    return 1.0 / ((1 - _PARALLEL_SHARE) + _PARALLEL_SHARE / max(1, gpus))
 
 
 class Ability(str, Enum):
@@ -97,6 +117,17 @@ class ModelSpec:
     # It makes the shot's sound with its picture: a shot's dialogue and sound reach it (and
     # are part of its takes' keys); others' shots are heard only through an audio: file.
     makes_sound: bool = False
+    # One shot across several GPUs of a node with diffusers' context parallelism (Ulysses: each
+    # GPU attends with whole heads over the full sequence). `attention_heads` must divide by the
+    # gang size (None: any size, the synthetic model); `tokens` is how generated frames and
+    # pixels become the transformer's sequence: (frames per latent frame, pixels per token side),
+    # VAE compression times patch size; the sequence must divide by the gang size too.
+    splits: bool = False
+    attention_heads: int | None = None
+    tokens: tuple[int, int] = (4, 16)
+    # GB every GPU of a gang holds whatever its size (the weights: Ulysses replicates them); the
+    # rest of gpu_memory_gb (activations) divides among the gang.
+    resident_memory_gb: float | None = None
     notes: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -111,6 +142,43 @@ class ModelSpec:
     def max_frames(self) -> int | None:
         return self.frames.max_frames
 
+    def sequence_tokens(self, frames: int, width: int, height: int) -> int:
+        """The transformer's sequence length for a call of `frames` at width x height."""
+        per_frame, per_side = self.tokens
+        return ((frames - 1) // per_frame + 1) * (width // per_side) * (height // per_side)
+
+    def split_problem(self, gpus: int, frames: int, width: int, height: int) -> str | None:
+        """Why one call cannot run on a gang of `gpus` (None: it can)."""
+        if gpus <= 1:
+            return None
+        if not self.splits:
+            return (f"{self.name} runs on one GPU: diffusers has no context parallelism for "
+                    "its transformer")
+        if self.attention_heads is not None and self.attention_heads % gpus:
+            return (f"{self.name} has {self.attention_heads} attention heads, which do not "
+                    f"split {gpus} ways (each GPU attends with whole heads)")
+        tokens = self.sequence_tokens(frames, width, height)
+        if self.attention_heads is not None and tokens % gpus:
+            return (f"{self.name}'s sequence for {frames} frames at {width}x{height} is "
+                    f"{tokens} tokens, which do not split {gpus} ways")
+        return None
+
+    def speedup(self, gpus: int) -> float:
+        return parallel_speedup(gpus) if self.splits and gpus > 1 else 1.0
+
+    def memory_gb(self, gpus: int) -> float:
+        """GB each GPU of a gang of `gpus` needs."""
+        resident = self.gpu_memory_gb if self.resident_memory_gb is None else \
+            self.resident_memory_gb
+        return resident + (self.gpu_memory_gb - resident) / max(1, gpus)
+
+    def gang_sizes(self) -> tuple[int, ...]:
+        """The gang sizes some call of this model can run on."""
+        if not self.needs_gpu and not self.splits:
+            return ()
+        return tuple(n for n in GANG_SIZES if n == 1 or (
+            self.splits and (self.attention_heads is None or self.attention_heads % n == 0)))
+
 
 T, FIRST, LAST, REF = Ability.TEXT, Ability.FIRST_IMAGE, Ability.LAST_IMAGE, Ability.REFERENCE
 _WAN_FRAMES = FrameRule(4, 1, 81)
@@ -118,6 +186,14 @@ _WAN_FRAMES = FrameRule(4, 1, 81)
 _WAN_1_3B_COST = 261 / (81 * 50)
 # Wan 2.1 14B: 1838 s for 81 frames x 50 steps at 1280x720 on one H100 (published).
 _WAN_14B_COST = 1838 / (81 * 50)
+
+
+def _wan_split(heads: int, resident_gb: float) -> dict[str, object]:
+    """Wan's transformer splits (diffusers' WanTransformer3DModel has a context-parallel plan):
+    its heads, and its sequence from the VAE (4x in time, 8x in space) and 1x2x2 patches. What
+    stays on every GPU of a gang is an estimate: the DiT and the umT5 text encoder in bf16."""
+    return {"splits": True, "attention_heads": heads, "tokens": (4, 16),
+            "resident_memory_gb": resident_gb}
 
 
 def _spec(name: str, family: str, pipeline: str | None, repo: str | None, abilities, **kw) -> ModelSpec:
@@ -152,25 +228,30 @@ _ENTRIES: list[ModelSpec] = [
           fps=None, frames=FrameRule(1, 0, None), size_multiple=2, default_size=None,
           max_pixels=3840 * 2160, gpus=0, gpu_memory_gb=0.0, cost_per_frame_step=0.001,
           load_seconds=0.0, default_steps=1, default_guidance=0.0, text_tokens=None,
-          notes="deterministic test pattern with configurable timing and injected faults"),
+          splits=True,
+          notes="deterministic test pattern with configurable timing and injected faults; on "
+                "a gang it runs as fast as the published context-parallel speed-up"),
     # Wan 2.1
     _spec("wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
-          {T}, gpu_memory_gb=12.0, max_pixels=832 * 480),
+          {T}, gpu_memory_gb=12.0, max_pixels=832 * 480, **_wan_split(12, 9.0)),
     _spec("wan2.1-vace-1.3b", "wan2.1-1.3b", "WanVACEPipeline", "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
           {T, FIRST, LAST, REF}, gpu_memory_gb=14.0, max_pixels=832 * 480,
-          cost_per_frame_step=_WAN_1_3B_COST * 1.3),
+          cost_per_frame_step=_WAN_1_3B_COST * 1.3),  # WanVACETransformer3DModel: no split
     _spec("wan2.1-t2v-14b", "wan2.1-14b", "WanPipeline", "Wan-AI/Wan2.1-T2V-14B-Diffusers", {T},
           default_size=(1280, 720), gpu_memory_gb=70.0, cost_per_frame_step=_WAN_14B_COST,
-          load_seconds=90.0),
+          load_seconds=90.0, **_wan_split(40, 40.0)),
     _spec("wan2.1-i2v-14b-720p", "wan2.1-14b", "WanImageToVideoPipeline",
           "Wan-AI/Wan2.1-I2V-14B-720P-Diffusers", {T, FIRST}, default_size=(1280, 720),
-          gpu_memory_gb=75.0, cost_per_frame_step=_WAN_14B_COST * 1.05, load_seconds=100.0),
+          gpu_memory_gb=75.0, cost_per_frame_step=_WAN_14B_COST * 1.05, load_seconds=100.0,
+          **_wan_split(40, 42.0)),
     _spec("wan2.1-i2v-14b-480p", "wan2.1-14b-480p", "WanImageToVideoPipeline",
           "Wan-AI/Wan2.1-I2V-14B-480P-Diffusers", {T, FIRST}, gpu_memory_gb=60.0,
-          cost_per_frame_step=_WAN_14B_COST * 1.05 * (832 * 480) / (1280 * 720), load_seconds=100.0),
+          cost_per_frame_step=_WAN_14B_COST * 1.05 * (832 * 480) / (1280 * 720), load_seconds=100.0,
+          **_wan_split(40, 42.0)),
     _spec("wan2.1-flf2v-14b-720p", "wan2.1-14b", "WanImageToVideoPipeline",
           "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers", {T, FIRST, LAST}, default_size=(1280, 720),
-          gpu_memory_gb=75.0, cost_per_frame_step=_WAN_14B_COST * 1.05, load_seconds=100.0),
+          gpu_memory_gb=75.0, cost_per_frame_step=_WAN_14B_COST * 1.05, load_seconds=100.0,
+          **_wan_split(40, 42.0)),
     _spec("wan2.1-vace-14b", "wan2.1-14b", "WanVACEPipeline", "Wan-AI/Wan2.1-VACE-14B-diffusers",
           {T, FIRST, LAST, REF}, default_size=(1280, 720), gpu_memory_gb=78.0,
           cost_per_frame_step=_WAN_14B_COST * 1.3, load_seconds=110.0),
@@ -178,23 +259,26 @@ _ENTRIES: list[ModelSpec] = [
     _spec("wan2.2-t2v-a14b", "wan2.2-a14b", "WanPipeline", "Wan-AI/Wan2.2-T2V-A14B-Diffusers",
           {T}, default_size=(1280, 720), gpu_memory_gb=80.0, cost_per_frame_step=_WAN_14B_COST,
           load_seconds=150.0, default_steps=40, default_guidance=4.0,
-          extra={"boundary_ratio": 0.875}),
+          extra={"boundary_ratio": 0.875}, **_wan_split(40, 42.0)),
     _spec("wan2.2-i2v-a14b", "wan2.2-a14b", "WanImageToVideoPipeline",
           "Wan-AI/Wan2.2-I2V-A14B-Diffusers", {T, FIRST}, default_size=(1280, 720),
           gpu_memory_gb=80.0, cost_per_frame_step=_WAN_14B_COST, load_seconds=150.0,
-          default_steps=40, default_guidance=3.5, extra={"boundary_ratio": 0.9}),
+          default_steps=40, default_guidance=3.5, extra={"boundary_ratio": 0.9},
+          **_wan_split(40, 44.0)),
     _spec("wan2.2-ti2v-5b", "wan2.2-5b", "WanPipeline", "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
           {T, FIRST}, fps=24.0, frames=FrameRule(4, 1, 121), size_multiple=32,
           default_size=(1280, 704), max_pixels=1280 * 704, gpu_memory_gb=24.0,
           cost_per_frame_step=_WAN_1_3B_COST * 1.6, load_seconds=45.0, default_guidance=5.0,
-          extra={"expand_timesteps": True}),
+          extra={"expand_timesteps": True}, splits=True, attention_heads=24, tokens=(4, 32),
+          resident_memory_gb=21.0),
     # LTX-Video: one condition pipeline does text, first image, last image and keyframes.
     _spec("ltx-video", "ltx-video", "LTXConditionPipeline", "Lightricks/LTX-Video-0.9.5",
           {T, FIRST, LAST}, fps=24.0, frames=FrameRule(8, 1, 257), size_multiple=32,
           default_size=(768, 512), max_pixels=1216 * 704, gpu_memory_gb=16.0,
           # about 2 s for 121 frames at 768x512 with 50 steps on one H100 (published)
           cost_per_frame_step=2.0 / (121 * 50), load_seconds=20.0, default_steps=50,
-          default_guidance=3.0, text_tokens=256),
+          default_guidance=3.0, text_tokens=256, splits=True, attention_heads=32, tokens=(8, 32),
+          resident_memory_gb=13.0),
     # LTX-2: picture and sound in one pass (LTX2Pipeline returns video and a stereo waveform,
     # 24 kHz from its vocoder). Frames 8k+1 (other counts are silently rounded down by the
     # pipeline, so the plan asks for exact ones), sizes in multiples of 32. The cost and memory
@@ -204,7 +288,8 @@ _ENTRIES: list[ModelSpec] = [
           frames=FrameRule(8, 1, 257), size_multiple=32, default_size=(768, 512),
           max_pixels=1280 * 736, gpu_memory_gb=48.0, cost_per_frame_step=_WAN_14B_COST,
           load_seconds=90.0, default_steps=40, default_guidance=3.0, text_tokens=1024,
-          makes_sound=True),
+          makes_sound=True, splits=True, attention_heads=32, tokens=(8, 32),
+          resident_memory_gb=40.0),
     # CogVideoX
     _spec("cogvideox-5b", "cogvideox-5b", "CogVideoXPipeline", "THUDM/CogVideoX-5b", {T},
           fps=8.0, frames=FrameRule(48, 1, 49), size_multiple=8, default_size=(720, 480),

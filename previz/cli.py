@@ -31,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--gpus", type=int, default=None, metavar="N",
                       help="forecast the render's wall time for N GPUs (default 1); CPU work "
                            "is forecast for this machine's cores")
+    plan.add_argument("--node-gpus", type=int, default=None, metavar="N",
+                      help="the cluster's nodes have at most N GPUs: a shot's gpus: may not "
+                           "ask for more, and auto widens no further")
     plan.add_argument("--address", default=None, metavar="ADDRESS",
                       help="forecast for a render on a running cluster (no Ray start here)")
     plan.set_defaults(run=_plan)
@@ -219,7 +222,10 @@ def _plan(args: argparse.Namespace) -> int:
     if args.gpus is not None and args.gpus < 1:
         raise InvalidInput(f"--gpus {args.gpus}: a render needs at least one GPU — pass 1 or "
                            "more")
-    plan = plan_from_storyboard(load_storyboard(args.storyboard))
+    if args.node_gpus is not None and args.node_gpus < 1:
+        raise InvalidInput(f"--node-gpus {args.node_gpus}: a node with GPUs has at least one — "
+                           "pass 1 or more")
+    plan = plan_from_storyboard(load_storyboard(args.storyboard), node_gpus=args.node_gpus)
     if args.json:
         print(plan.model_dump_json(indent=2))
         return EXIT_OK
@@ -430,7 +436,10 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _models(args: argparse.Namespace) -> int:
-    from previz.catalog import CATALOG, FAMILIES
+    from previz.catalog import CARD_SIZES_GB, CATALOG, FAMILIES
+
+    def smallest_gang(spec, card: int) -> int | None:
+        return next((n for n in spec.gang_sizes() if spec.memory_gb(n) <= card), None)
 
     if args.json:
         rows = {name: {"family": s.family, "pipeline": s.pipeline, "repo": s.repo,
@@ -441,6 +450,11 @@ def _models(args: argparse.Namespace) -> int:
                        "cost_per_frame_step": s.cost_per_frame_step,
                        "load_seconds": s.load_seconds, "default_steps": s.default_steps,
                        "makes_sound": s.makes_sound,
+                       "gang_sizes": list(s.gang_sizes()),
+                       "gpu_memory_gb_by_gang": {n: round(s.memory_gb(n), 1)
+                                                 for n in s.gang_sizes()},
+                       "smallest_gang_by_card_gb": {card: smallest_gang(s, card)
+                                                    for card in CARD_SIZES_GB},
                        "default_guidance": s.default_guidance} for name, s in CATALOG.items()}
         print(json.dumps({"models": rows, "families": FAMILIES}, indent=2))
         return EXIT_OK
@@ -448,17 +462,29 @@ def _models(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     # fps: the rate it generates at; s/frame-step: the cost rate estimates use (GPU-seconds per
-    # frame per step at its default size; CPU-seconds for the draft).
+    # frame per step at its default size on one GPU; CPU-seconds for the draft). GPUs: the gang
+    # sizes a shot of it may run on (gpus:), with the GB each GPU needs; fits: how many GPUs of
+    # each card size hold it, up to the card that holds it alone.
     table = Table("model", "family", "pipeline", "conditioned on", "sound", "fps", "frames",
-                  "size", "GPUs", "s/frame-step", "steps")
+                  "size", "GPUs: GB each", "fits", "s/frame-step", "steps")
     for spec in CATALOG.values():
         size = "x".join(map(str, spec.default_size)) if spec.default_size else "cut size"
-        gpus = f"{spec.gpus} x {spec.gpu_memory_gb:g} GB" if spec.gpus else "0 (CPU)"
+        if spec.needs_gpu:
+            gpus = " · ".join(f"{n}: {spec.memory_gb(n):.0f}" for n in spec.gang_sizes())
+            fits = []  # each card size up to the first that holds it alone
+            for card in CARD_SIZES_GB:
+                if (n := smallest_gang(spec, card)) is not None:
+                    fits.append(f"{card} GB x{n}")
+                    if n == 1:
+                        break
+            fits = ", ".join(fits) or "no card listed"
+        else:
+            gpus, fits = "0 (CPU)", ""
         table.add_row(spec.name, spec.family, spec.pipeline or spec.generator,
                       ", ".join(sorted(a.value for a in spec.abilities)),
                       "yes" if spec.makes_sound else "",
                       f"{spec.fps:g}" if spec.fps else "cut fps", spec.frames.describe(), size,
-                      gpus, f"{spec.cost_per_frame_step:.3g}", str(spec.default_steps))
+                      gpus, fits, f"{spec.cost_per_frame_step:.3g}", str(spec.default_steps))
     Console().print(table)
     return EXIT_OK
 

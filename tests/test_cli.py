@@ -100,8 +100,12 @@ def test_models_lists_the_catalog():
     row = next(line for line in table.splitlines() if "wan2.1-t2v-1.3b" in line).split("│")
     assert [cell.strip() for cell in row[1:-1]] == [
         "wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "text", "", "16", "4k+1, at most 81",
-        "832x480", "1 x 12 GB", "0.0644", "50"]
+        "832x480", "1: 12 · 2: 10 · 4: 10", "24 GB x1", "0.0644", "50"]
     assert catalog["draft"]["makes_sound"] and not wan["makes_sound"]
+    # 12 heads split 1, 2 or 4 ways; the 14B needs four 48 GB cards, or one of 80 GB.
+    assert wan["gang_sizes"] == [1, 2, 4]
+    assert catalog["wan2.1-t2v-14b"]["smallest_gang_by_card_gb"] == {
+        "24": None, "48": 4, "80": 1, "141": 1}
 
 
 def test_plan_and_validate_import_neither_torch_nor_ray():

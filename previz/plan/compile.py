@@ -14,6 +14,7 @@ from typing import Any
 
 from previz.catalog import (
     CATALOG,
+    GANG_SIZES,
     PLACEMENT_OPTIONS,
     Ability,
     ModelSpec,
@@ -49,8 +50,9 @@ REDUCED_STEPS_DIVISOR = 4
 REDUCED_STEPS_MIN = 4
 
 
-def plan_from_storyboard(board: Storyboard) -> RenderPlan:
-    """Compile a validated storyboard into a render plan.
+def plan_from_storyboard(board: Storyboard, *, node_gpus: int | None = None) -> RenderPlan:
+    """Compile a validated storyboard into a render plan. `node_gpus`: the most GPUs a node of
+    the cluster has, when known (a shot's `gpus:` may not ask for more).
 
     1. resolve each shot's settings and model variant (by what the shot needs);
     2. do the frame arithmetic: cut frames, model frames, segments, retiming;
@@ -59,7 +61,7 @@ def plan_from_storyboard(board: Storyboard) -> RenderPlan:
     5. estimate GPU-seconds and fingerprint the edit.
     Raises InvalidInput with every located problem found.
     """
-    compiler = _Compiler(board)
+    compiler = _Compiler(board, node_gpus)
     resolved = [compiler.resolve_shot(index, shot) for index, shot in enumerate(board.shots)]
     if compiler.problems:
         raise InvalidInput(sorted(compiler.problems, key=lambda p: (p.line, p.column)))
@@ -88,15 +90,16 @@ class _ResolvedShot:
     locations: tuple[str, ...]
     use_references: bool
     options: dict[str, Any]
-    gpus: int
+    gpus: tuple[int, ...]  # the gang sizes it may run on, narrowest first; (0,): CPU workers
     weights: str | None
     revision: str | None
     notes: list[str] = field(default_factory=list)
 
 
 class _Compiler:
-    def __init__(self, board: Storyboard):
+    def __init__(self, board: Storyboard, node_gpus: int | None = None):
         self.board = board
+        self.node_gpus = node_gpus
         self.fps = board.fps_fraction
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
@@ -158,7 +161,7 @@ class _Compiler:
         guidance = self.setting(shot, index, "guidance")[0]
         seed = self.setting(shot, index, "seed")[0]
         options = {**(self.board.defaults.options or {}), **(shot.options or {})}
-        gpus = self._placement(shot, index, spec, options)
+        gpus = self._placement(shot, index, spec, options, max(segment_frames), size)
         if gpus is None:
             return None
         weights = self.board.weights_for(spec.name) or self.board.weights_for(model_name)
@@ -181,24 +184,58 @@ class _Compiler:
             notes=notes,
         )
 
-    def _placement(self, shot: Shot, index: int, spec: ModelSpec,
-                   options: dict[str, Any]) -> int | None:
-        """GPUs per task from the placement options: `device: cpu` places the shot on CPU
-        workers; `gpus` overrides the catalog's count (rehearsals with the synthetic model)."""
+    def _placement(self, shot: Shot, index: int, spec: ModelSpec, options: dict[str, Any],
+                   frames: int, size: tuple[int, int]) -> tuple[int, ...] | None:
+        """The gang sizes the shot may run on. `gpus:` (shot, then defaults; `options: {gpus}`
+        is its older spelling) is a size or `auto`, checked against what the model can split
+        to; `device: cpu` places the shot on CPU workers (tiny models, smoke tests)."""
         def where(name: str) -> tuple:
             return (("shots", index, "options", name) if name in (shot.options or {})
                     else ("defaults", "options", name))
 
-        device, gpus = options.get("device", "gpu"), options.get("gpus", spec.gpus)
+        device = options.get("device", "gpu")
         if device not in ("gpu", "cpu"):
             self.problem(where("device"), f"{field_name(where('device'))}: {device!r} is not a "
                          "device — use cpu (CPU workers: tiny models, smoke tests) or gpu")
             return None
-        if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
-            self.problem(where("gpus"), f"{field_name(where('gpus'))}: {gpus!r} is not a GPU "
-                         "count — use a whole number such as 1")
+        gpus, loc = self.setting(shot, index, "gpus")
+        if gpus is None and "gpus" in options:
+            gpus, loc = options["gpus"], where("gpus")
+            if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+                self.problem(loc, f"{field_name(loc)}: {gpus!r} is not a GPU count — use a "
+                             "whole number such as 1")
+                return None
+        if device == "cpu":
+            return (0,)
+        if gpus is None or (gpus == "auto" and not spec.needs_gpu and not spec.splits):
+            return (spec.gpus,)
+        if gpus == 0 or (not spec.needs_gpu and not spec.splits):
+            return (0,) if gpus == 0 else self._no_gpus(loc, spec, gpus)
+        width, height = size
+        largest = self.node_gpus
+        if gpus == "auto":
+            fitting = tuple(n for n in GANG_SIZES if (largest is None or n <= largest)
+                            and spec.split_problem(n, frames, width, height) is None)
+            return fitting
+        problem = spec.split_problem(gpus, frames, width, height)
+        if problem is not None:
+            fitting = [str(n) for n in GANG_SIZES
+                       if spec.split_problem(n, frames, width, height) is None
+                       and (largest is None or n <= largest)]
+            self.problem(loc, f"{field_name(loc)}: {gpus} — {problem}; use "
+                         f"{', '.join(fitting)} or auto")
             return None
-        return 0 if device == "cpu" else gpus
+        if largest is not None and gpus > largest:
+            self.problem(loc, f"{field_name(loc)}: {gpus} — the largest node of the cluster has "
+                         f"{largest} GPU(s), and a shot's GPUs must be on one node; use "
+                         f"{largest if largest in GANG_SIZES else 1} or auto")
+            return None
+        return (gpus,)
+
+    def _no_gpus(self, loc: tuple, spec: ModelSpec, gpus: Any) -> None:
+        self.problem(loc, f"{field_name(loc)}: {gpus!r} — {spec.name} draws on CPU workers and "
+                     "uses no GPUs; remove gpus: or choose a video model")
+        return None
 
     def _choose_variant(self, index, shot, model_name, model_loc, needs, references_mode, frames):
         notes: list[str] = []
@@ -320,7 +357,9 @@ class _Compiler:
                 steps=item.steps, guidance=item.guidance, width=item.width, height=item.height,
                 num_frames=num_frames, fps=float(item.source_fps),
                 conditioning=tuple(conditioning), depends_on=depends_on,
-                gpus=item.gpus,
+                gpus=item.gpus[0],
+                degrees=item.gpus if item.gpus[0] else (),
+                speedups=tuple(spec.speedup(n) for n in item.gpus) if item.gpus[0] else (),
                 estimate_seconds=_estimate(spec, num_frames, item.steps, item.width, item.height,
                                            item.options),
                 title=shot.notes or "", options=item.options,
@@ -331,7 +370,7 @@ class _Compiler:
                 "generator_version": declaration.version,
                 **{k: v for k, v in fields.items()
                    if k not in ("shot_id", "take", "segments", "weights", "gpus",
-                                "estimate_seconds", "options", "title", "depends_on",
+                                "degrees", "speedups", "estimate_seconds", "options", "title", "depends_on",
                                 "dialogue", "sound")},
                 # what a generator that makes sound voices (absent otherwise: keys unchanged)
                 **{k: fields[k] for k in ("dialogue", "sound") if fields.get(k)},
@@ -397,7 +436,7 @@ class _Compiler:
                 generator=item.spec.generator, prompt=shot.prompt, continues=shot.continues,
                 select=shot.select, takes=tuple(shot_takes), fallback=fallback,
                 reduced=reduced[shot.id], notes=shot.notes,
-                estimate_seconds=sum(t.estimate_seconds for take in shot_takes
+                estimate_seconds=sum(t.gpu_seconds_on(t.gpus) for take in shot_takes
                                      for t in take.tasks),
                 line=self.board.locate(("shots", item.index))[0],
                 **self._sound(item),
@@ -443,7 +482,7 @@ class _Compiler:
         return replace(item, spec=draft, source_fps=self.fps, segment_frames=[item.frames],
                        width=self.board.size[0], height=self.board.size[1],
                        steps=draft.default_steps, guidance=draft.default_guidance,
-                       use_references=True, options={}, gpus=draft.gpus, weights=None,
+                       use_references=True, options={}, gpus=(draft.gpus,), weights=None,
                        revision=None)
 
     # 5. the plan

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from previz.plan.types import RenderPlan, ShotTask
 
-__all__ = ["Forecast", "forecast", "assembly_seconds", "chain_seconds",
+__all__ = ["Forecast", "forecast", "assembly_seconds", "chain_seconds", "format_seconds",
            "CPUS_PER_CPU_WORKER", "DEADLINE_ASSEMBLY_MARGIN"]
 
 CPUS_PER_CPU_WORKER = 2  # the engine's default (EngineSettings.cpus_per_cpu_worker)
@@ -101,9 +101,9 @@ class Forecast:
         """`about 31 s by the clock (cluster start 5 s, …, generation 12 s on 1 CPU lane, …)`"""
         lanes = f"{self.lanes} {self.unit} lane{'s' if self.lanes != 1 else ''}"
         parts = ", ".join(
-            f"{name} {_seconds(value)}" + (f" on {lanes}" if name == "generation" else "")
+            f"{name} {format_seconds(value)}" + (f" on {lanes}" if name == "generation" else "")
             for name, value in self.parts().items() if value > 0)
-        return f"about {_seconds(self.wall_seconds)} by the clock ({parts or 'nothing to do'})"
+        return f"about {format_seconds(self.wall_seconds)} by the clock ({parts or 'nothing to do'})"
 
 
 def forecast(plan: RenderPlan, *, tasks: Iterable[ShotTask] | None = None,
@@ -114,7 +114,9 @@ def forecast(plan: RenderPlan, *, tasks: Iterable[ShotTask] | None = None,
     the cut, where `shots` (all when None) are the shots whose media change.
 
     `lanes` fixes the number of workers at once; else it follows from `gpus` (GPU work) or
-    `cpus` (CPU work; this machine's when None), as the engine sizes its pool.
+    `cpus` (CPU work; this machine's when None), as the engine sizes its pool. Shots the render
+    may widen (`gpus: auto`) get the gang sizes the engine's allotment would give them on
+    `lanes` GPUs of one node.
     """
     todo = list(plan.tasks() if tasks is None else tasks)
     on_gpu = any(t.gpus for t in todo)
@@ -123,7 +125,9 @@ def forecast(plan: RenderPlan, *, tasks: Iterable[ShotTask] | None = None,
             lanes = max(1, gpus or 1)
         else:
             lanes = max(1, (cpus or os.cpu_count() or 1) // CPUS_PER_CPU_WORKER)
-    cost = {t.key: float(t.estimate_seconds) + TASK_SECONDS for t in todo}
+    sizes = _gang_sizes(todo, lanes) if on_gpu else {t.key: t.gpus for t in todo}
+    cost = {t.key: t.gpu_seconds_on(sizes[t.key]) + TASK_SECONDS for t in todo}
+    wall = {t.key: t.seconds_on(sizes[t.key]) + TASK_SECONDS for t in todo}
     work = sum(cost.values())
     changed = set(s.id for s in plan.shots) if shots is None else set(shots)
     changed_frames = sum(s.frames for s in plan.shots if s.id in changed)
@@ -139,7 +143,7 @@ def forecast(plan: RenderPlan, *, tasks: Iterable[ShotTask] | None = None,
         start_seconds=EMBEDDED_START_SECONDS if embedded else CONNECT_SECONDS,
         load_seconds=WORKER_START_SECONDS + max(loads),
         work_seconds=work,
-        generation_seconds=max(work / lanes, chain_seconds(plan, cost)),
+        generation_seconds=max(work / lanes, chain_seconds(plan, wall)),
         assembly_seconds=assembly_seconds(plan, changed_frames),
         lanes=lanes, unit="GPU" if on_gpu else "CPU")
 
@@ -159,20 +163,31 @@ def assembly_seconds(plan: RenderPlan, changed_frames: int | None = None) -> flo
             + SOUND_SECONDS_PER_CUT_SECOND * float(plan.frames / plan.fps_fraction))
 
 
-def chain_seconds(plan: RenderPlan, cost: Mapping[str, float]) -> float:
-    """The longest run of tasks that wait for one another, each costing cost[task key] over its
-    GPUs (tasks not in `cost` are done: they cost nothing)."""
+def _gang_sizes(tasks: list[ShotTask], gpus: int) -> dict[str, int]:
+    from previz.plan.gangs import Malleable, allot
+
+    sizes = {t.key: t.gpus for t in tasks}
+    if any(len(t.gang_sizes()) > 1 for t in tasks):
+        sizes.update(allot((Malleable(t.key, t.gang_sizes(),
+                                      tuple(t.seconds_on(n) for n in t.gang_sizes()))
+                            for t in tasks if t.gpus), gpus, largest_node=gpus))
+    return sizes
+
+
+def chain_seconds(plan: RenderPlan, seconds: Mapping[str, float]) -> float:
+    """The longest run of tasks that wait for one another, each taking seconds[task key] (tasks
+    not in `seconds` are done: they take nothing)."""
     final_of_take = {take.key: take.tasks[-1].key for take in plan.takes()}
     finish: dict[str, float] = {}
     for task in plan.tasks():  # dependencies come first
         before = task.depends_on
         before = final_of_take.get(before, before) if before else None
-        own = cost.get(task.key, 0.0) / max(1, task.gpus)
+        own = seconds.get(task.key, 0.0)
         finish[task.key] = own + (finish.get(before, 0.0) if before else 0.0)
     return max(finish.values(), default=0.0)
 
 
-def _seconds(value: float) -> str:
+def format_seconds(value: float) -> str:
     if value < 120:
         return f"{value:.0f} s"
     if value < 7200:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from previz.plan.forecast import Forecast
+from previz.plan.forecast import Forecast, format_seconds
 from previz.plan.types import RenderPlan
 from previz.storyboard.timing import timecode
 
@@ -33,6 +33,14 @@ def format_plan_estimate(plan: RenderPlan) -> str:
     return format_gpu_time(plan.estimate_seconds, _unit(max(t.gpus for t in plan.tasks())))
 
 
+def gang_times(tasks) -> str:
+    """A take's time by the clock on each gang size it may run on: `1: 9.8 min · 4: 2.9 min`."""
+    if not tasks[0].gpus:
+        return "CPU"
+    return " · ".join(f"{n}: {format_seconds(sum(t.seconds_on(n) for t in tasks))}"
+                      for n in tasks[0].gang_sizes())
+
+
 def print_plan(plan: RenderPlan, forecast: Forecast | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -49,9 +57,12 @@ def print_plan(plan: RenderPlan, forecast: Forecast | None = None) -> None:
         title_justify="left",
     )
     fades_out = any(shot.fade_out for shot in plan.shots)
+    # Shots on several GPUs (or that the render may widen): each size's time by the clock.
+    split = any(t.gang_sizes() != (1,) for t in plan.tasks() if t.gpus)
     for column in ("shot", "frames", "record in", "record out", "in", *(("out",) if fades_out
                                                                        else ()),
-                   "model", "size", "model frames", "takes", "est."):
+                   "model", "size", "model frames", "takes", "est.",
+                   *(("GPUs: time",) if split else ())):
         table.add_column(column, no_wrap=True,
                          justify="right" if column in ("frames", "takes", "est.") else "left")
     for shot in plan.shots:
@@ -67,6 +78,7 @@ def print_plan(plan: RenderPlan, forecast: Forecast | None = None) -> None:
             f"{task.width}x{task.height}", f"{segments} @ {task.fps:g}",
             f"{shot.select}/{len(shot.takes)}",
             format_gpu_time(shot.estimate_seconds, _unit(task.gpus)),
+            *((gang_times(take.tasks),) if split else ()),
         )
     console.print(table)
     take_frames = sum(shot.frames * len(shot.takes) for shot in plan.shots)

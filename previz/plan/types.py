@@ -81,8 +81,15 @@ class ShotTask(_Frozen):
         default=None,
         description="key of the task (an earlier segment) or take (a continued shot) this one needs",
     )
-    gpus: int = 0
-    estimate_seconds: float = Field(description="estimated GPU-seconds (CPU-seconds for draft)")
+    gpus: int = Field(default=0, description="GPUs it runs on: the narrowest of `degrees` "
+                                             "(0: a CPU worker)")
+    degrees: tuple[int, ...] = Field(
+        default=(), description="the gang sizes it may run on, narrowest first, when the "
+                                "render chooses (gpus: auto); empty: exactly `gpus`")
+    speedups: tuple[float, ...] = Field(
+        default=(), description="how many times faster than on one GPU, by `degrees`")
+    estimate_seconds: float = Field(
+        description="estimated seconds on one GPU (CPU-seconds for draft): its work")
     title: str = Field(default="", description="shot code and notes for draft cards")
     dialogue: tuple[tuple[str, str], ...] = Field(
         default=(), description="(character, line): only for a generator that makes sound")
@@ -91,6 +98,22 @@ class ShotTask(_Frozen):
 
     def conditioning_for(self, role: str) -> list[Conditioning]:
         return [c for c in self.conditioning if c.role == role]
+
+    def gang_sizes(self) -> tuple[int, ...]:
+        """The GPU counts it may run on (a gang of one process per GPU), narrowest first."""
+        return self.degrees or (self.gpus,)
+
+    def speedup_on(self, gpus: int) -> float:
+        """How many times faster than on one GPU it runs on a gang of `gpus`."""
+        sizes = self.gang_sizes()
+        return self.speedups[sizes.index(gpus)] if gpus in sizes and self.speedups else 1.0
+
+    def seconds_on(self, gpus: int) -> float:
+        """Estimated seconds it takes on a gang of `gpus`."""
+        return self.estimate_seconds / self.speedup_on(gpus)
+
+    def gpu_seconds_on(self, gpus: int) -> float:
+        return self.seconds_on(gpus) * max(1, gpus)
 
 
 class Retime(_Frozen):

@@ -189,7 +189,8 @@ def plan_work(plan: Any, speeds: Mapping[str, ModelSpeed] | None = None) -> Plan
         catalog_seconds=sum(float(t.estimate_seconds) for t in tasks),
         seconds=sum(cost.values()),
         gpu_seconds=sum(cost[t.key] for t in tasks if t.gpus > 0),
-        chain_seconds=chain_seconds(plan, cost),
+        chain_seconds=chain_seconds(plan, {t.key: cost[t.key] / t.speedup_on(t.gpus)
+                                           for t in tasks}),
         corrected_models=tuple(sorted(corrected)),
         fixed_seconds=forecast(plan, lanes=1, embedded=False).fixed_seconds,
     )

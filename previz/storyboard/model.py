@@ -237,6 +237,11 @@ class Settings(_Strict):
         "otherwise describes the character in text (noted in the plan); `required` makes a model "
         "without reference conditioning an error; `text` never conditions on them",
     )
+    gpus: Literal[1, 2, 4, 8, "auto"] | None = Field(
+        default=None,
+        description="GPUs of one node a shot runs on (context parallelism: a shot of 2 runs on "
+        "two GPUs nearly twice as fast); auto: the render chooses, one per shot while the queue "
+        "is deep, more for the long shots left at the end; the model's own count when unset")
     options: dict[str, JsonValue] | None = Field(
         default=None,
         description="generator options: memory and speed (cpu_offload, group_offload, vae_tiling, "
