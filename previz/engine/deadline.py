@@ -79,7 +79,7 @@ class DeadlinePolicy:
     def put_off(self, plan: RenderPlan, graph: WorkGraph, now: float, lanes: int,
                 pace: float) -> list[PutOff]:
         """Put off what cannot finish in time (changing `graph`); returns what was put off and
-        the stand-ins added for it."""
+        the stand-ins added for it. `lanes`: the GPUs working."""
         gpu_work = [s for s in graph.remaining() if final_quality(s)]
         work = sum(s.task.estimate_seconds * (0.5 if s.status is TaskStatus.RUNNING else 1.0)
                    for s in gpu_work) * pace
@@ -92,7 +92,9 @@ class DeadlinePolicy:
                            s.task.estimate_seconds))
         decisions: list[PutOff] = []
         for state in candidates:
-            too_long = now + state.chain_seconds * pace > finish_by
+            # on the widest gang it may have (the dispatcher widens what would miss otherwise)
+            fastest = max(state.task.speedups, default=1.0)
+            too_long = now + state.chain_seconds / fastest * pace > finish_by
             if state.status is not TaskStatus.PENDING or (
                     not too_long and now + work / max(1, lanes) <= finish_by):
                 continue

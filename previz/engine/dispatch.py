@@ -14,16 +14,26 @@ out the actions, as Ray's own job manager runs over its job state machine.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-from previz.engine.deadline import PUBLISH_WAIT_SECONDS, DeadlinePolicy, Pace, final_quality
+from previz.catalog import model_spec
+from previz.engine.deadline import (
+    DEADLINE_MARGIN_SECONDS,
+    PUBLISH_WAIT_SECONDS,
+    DeadlinePolicy,
+    Pace,
+    final_quality,
+)
 from previz.engine.graph import TaskState, TaskStatus, WorkGraph
 from previz.engine.types import EngineSettings, ShotOutcome, ShotStatus
 from previz.errors import InvalidInput
+from previz.plan.forecast import WORKER_START_SECONDS
+from previz.plan.gangs import Malleable, allot
 from previz.plan.types import RenderPlan, ShotPlan, TakePlan
 from previz.store.ledger import Attempt, Outcome
 
@@ -80,7 +90,8 @@ class QueuedTask:
 @dataclass
 class Worker:
     """A warm worker as the dispatcher sees it. It runs its queue in order, one task at a time:
-    the head is running, the rest wait on it."""
+    the head is running, the rest wait on it. A worker of several GPUs is a gang: one process
+    per GPU of one node, running each task together."""
 
     id: str
     gpus: int
@@ -93,7 +104,9 @@ class Worker:
     failed_shots: set[str] = field(default_factory=set)
 
     def fits(self, state: TaskState) -> bool:
-        return (state.task.gpus > 0) == (self.gpus > 0) and self.gpus >= state.task.gpus
+        if not self.gpus:
+            return not state.task.gpus
+        return self.gpus in state.task.gang_sizes()
 
     def entry(self, key: str) -> QueuedTask | None:
         return next((entry for entry in self.queue if entry.key == key), None)
@@ -318,7 +331,14 @@ class Dispatcher:
         self.stopped = False
         self._cluster: ClusterView | None = None
         self._pool_changed = True
-        self._retired = 0
+        self._retired_gpus = 0
+        # Gang sizes (`gpus: auto`, or shots of different sizes): each pending GPU task's size,
+        # and the size of the gang the best ready task waits for, if idle GPUs are gathered.
+        self._mixed = len({s.task.gang_sizes() for s in graph.states.values()
+                           if s.task.gpus}) > 1 or any(
+            len(s.task.gang_sizes()) > 1 for s in graph.states.values())
+        self._size: dict[str, int] = {}
+        self._gathering: int | None = None
         self._failed_starts = 0
         self._started_workers = 0
         self._short_of_gpus_since: float | None = None
@@ -399,23 +419,147 @@ class Dispatcher:
 
     def _grow_pool(self, cluster: ClusterView, now: float, actions: list[Action]) -> None:
         remaining = self.graph.remaining()
-        gpu_need = max((s.task.gpus for s in remaining if s.task.gpus), default=0)
+        gpu_work = [s for s in remaining if s.task.gpus]
         cpu_work = [s for s in remaining if not s.task.gpus]
-        if gpu_need:
+        if gpu_work:
             if not self._has_capacity(cluster, now, actions):
                 return
-            target = cluster.gpus // gpu_need - self._retired
-            if self.settings.max_gpu_workers is not None:
-                target = min(target, self.settings.max_gpu_workers)
-            gpu_work = len(remaining) - len(cpu_work)
-            while sum(1 for w in self.workers.values() if w.gpus) < min(target, gpu_work):
-                self._start_worker(gpu_need, actions)
+            self._shape_gangs(cluster, gpu_work, now, actions)
         if cpu_work or self.deadline is not None:
             # Under a deadline a draft lane is warm from the start, ready for what is put off.
             target = max(1, cluster.cpus // self.settings.cpus_per_cpu_worker)
             wanted = min(target, max(1, len(cpu_work)))
             while sum(1 for w in self.workers.values() if not w.gpus) < wanted:
                 self._start_worker(0, actions)
+
+    def _shape_gangs(self, cluster: ClusterView, gpu_work: list[TaskState], now: float,
+                     actions: list[Action]) -> None:
+        """GPU workers of the sizes the work wants: one per task left of each size, within the
+        cluster's GPUs. Sizes come in the order their best task is ready; when that task's size
+        has no worker and no free GPUs, idle workers of other sizes are stopped to gather them
+        (and get no more work meanwhile), so a wide shot is not starved by narrow ones."""
+        self._allot(now)
+        budget = cluster.gpus - self._retired_gpus
+        live = [w for w in self.workers.values() if w.gpus]
+        used, count = sum(w.gpus for w in live), len(live)
+        have = Counter(w.gpus for w in live if w.status is not WorkerStatus.RETIRING)
+        wanted = Counter(self._running_size(s) or self._size_of(s) for s in gpu_work)
+        ready = self.graph.ready()
+        order = list(dict.fromkeys(self._size_of(s) for s in [*ready, *gpu_work]
+                                   if s.status is TaskStatus.PENDING and s.task.gpus))
+        head = next((self._size_of(s) for s in ready if s.task.gpus), None)
+        cap = self.settings.max_gpu_workers
+        for size in order:
+            while have[size] < wanted[size]:
+                if cap is not None and count >= cap:
+                    return
+                if budget - used < size:
+                    starved = size == head and have[size] == 0
+                    used -= self._reclaim(size - (budget - used), size, wanted, have,
+                                          any_idle=starved, actions=actions)
+                    if budget - used < size:
+                        if starved:
+                            return  # nothing narrower may take the GPUs being gathered
+                        break
+                self._start_worker(size, actions)
+                used, count = used + size, count + 1
+                have[size] += 1
+
+    def _reclaim(self, gpus: int, size: int, wanted: Counter, have: Counter, *, any_idle: bool,
+                 actions: list[Action]) -> int:
+        """Stop idle workers (of sizes with more workers than work, or any size when `any_idle`)
+        until `gpus` are free for a worker of `size`; returns the GPUs freed. Never a worker
+        whose encodes are still running: they die with it."""
+        encoding = {item.worker.id for item in self.encoding.values()}
+        freed = 0
+        for worker in list(self.workers.values()):
+            if freed >= gpus:
+                break
+            idle = (worker.gpus and worker.gpus != size and not worker.queue
+                    and worker.id not in encoding and worker.status is not WorkerStatus.RETIRING)
+            if not idle or not (any_idle or have[worker.gpus] > wanted[worker.gpus]):
+                continue
+            del self.workers[worker.id]
+            worker.status = WorkerStatus.GONE
+            have[worker.gpus] -= 1
+            freed += worker.gpus
+            actions.append(StopWorker(worker.id, f"its {worker.gpus} GPU(s) go to a worker of "
+                                                 f"{size}"))
+        return freed
+
+    def _allot(self, now: float) -> None:
+        """Each pending GPU task's gang size (`gangs.allot`), over the GPUs the render has. A
+        size counts what it takes to get a worker of it: none for an idle one; else the wait
+        for one of that size to finish its work, or for that many GPUs to come free and a new
+        worker to start and load."""
+        if not self._mixed:
+            return
+        pending = [s for s in self.graph.remaining()
+                   if s.status is TaskStatus.PENDING and s.task.gpus]
+        pace = self._pace(now)
+        cluster = self._cluster
+        gpus = ((cluster.gpus - self._retired_gpus) if cluster is not None
+                else sum(w.gpus for w in self.workers.values()))
+        free_in: list[float] = []  # seconds until each GPU is free
+        busy_for: dict[int, float] = {}  # size -> seconds until a worker of it is free
+        for worker in self.workers.values():
+            if not worker.gpus:
+                continue
+            left = 0.0
+            for entry in worker.queue:
+                task = self.graph.states[entry.key].task
+                left += task.seconds_on(worker.gpus) * pace
+            if worker.queue:
+                left = max(0.0, left - (now - worker.busy_since))
+            free_in += [left] * worker.gpus
+            busy_for[worker.gpus] = min(busy_for.get(worker.gpus, left), left)
+        free_in = sorted(free_in + [0.0] * max(0, gpus - len(free_in)))
+        busy = sum(free_in)
+
+        def wait(size: int, start: float) -> float:
+            new = (free_in[size - 1] if size <= len(free_in) else 0.0) + start
+            return min(busy_for.get(size, new), new)
+
+        time_left = None
+        if self.deadline is not None:
+            time_left = self.deadline.stop_at - DEADLINE_MARGIN_SECONDS - now
+        waits = {state.key: tuple(wait(n, WORKER_START_SECONDS
+                                       + model_spec(state.task.model).load_seconds)
+                                  for n in state.task.gang_sizes()) for state in pending}
+        # Counted from when the soonest of them could start, as the work over the GPUs is.
+        soonest = min((min(w) for w in waits.values()), default=0.0)
+        malleable = [Malleable(
+            state.key, state.task.gang_sizes(),
+            tuple(delay - soonest + state.task.seconds_on(n) * pace
+                  for n, delay in zip(state.task.gang_sizes(), waits[state.key], strict=True)),
+            tuple(state.task.gpu_seconds_on(n) * pace for n in state.task.gang_sizes()))
+            for state in pending]
+        self._size = allot(malleable, max(1, gpus), busy,
+                           largest_node=cluster.largest_node_gpus if cluster else None,
+                           time_left=time_left)
+
+    def _gang_wanted(self) -> int | None:
+        """The size of the best ready GPU task, when no worker of that size is there for it:
+        idle workers of other sizes are then kept free for `_shape_gangs` to gather."""
+        if not self._mixed:
+            return None
+        head = next((s for s in self.graph.ready() if s.task.gpus), None)
+        if head is None:
+            return None
+        size = self._size_of(head)
+        if any(w.gpus == size and w.status is not WorkerStatus.RETIRING
+               for w in self.workers.values()):
+            return None
+        self._pool_changed = True
+        return size
+
+    def _size_of(self, state: TaskState) -> int:
+        return self._size.get(state.key, state.task.gpus)
+
+    def _running_size(self, state: TaskState) -> int | None:
+        if state.status is not TaskStatus.RUNNING:
+            return None
+        return next((w.gpus for w in self.workers.values() if w.entry(state.key)), None)
 
     def _has_capacity(self, cluster: ClusterView, now: float, actions: list[Action]) -> bool:
         """Work that no node can host fails clearly instead of waiting forever — on a cluster
@@ -491,9 +635,9 @@ class Dispatcher:
             worker.status = WorkerStatus.GONE
             actions.append(StopWorker(worker.id, "retired: failed "
                                       f"{len(worker.failed_shots)} different shots"))
-            self._retired += 1
+            self._retired_gpus += worker.gpus
             if not any(w.gpus == worker.gpus for w in self.workers.values()):
-                self._retired -= 1
+                self._retired_gpus -= worker.gpus
                 self._start_worker(worker.gpus, actions)  # never leave a kind of work unserved
 
     # 2. assigning ready work
@@ -501,6 +645,8 @@ class Dispatcher:
         # Under a deadline, work stays with the dispatcher until a worker is free, so what
         # cannot finish in time can still be put off instead.
         depth = 1 if self.deadline is not None else self.settings.queue_depth
+        self._allot(now)
+        self._gathering = self._gang_wanted()
         encoding: dict[str, int] = {}
         for item in self.encoding.values():
             encoding[item.worker.id] = encoding.get(item.worker.id, 0) + 1
@@ -524,11 +670,13 @@ class Dispatcher:
 
     def _ending_soon(self, worker: Worker, now: float) -> bool:
         running = self.graph.states[worker.queue[-1].key]
-        expected = running.task.estimate_seconds * self._pace(now)
+        expected = running.task.seconds_on(worker.gpus) * self._pace(now)
         return now - worker.busy_since >= expected - PREFETCH_SECONDS
 
     def _choose(self, worker: Worker) -> TaskState | None:
         ready = [s for s in self.graph.ready() if worker.fits(s)]
+        if ready and worker.gpus and self._mixed:
+            ready = self._for_gang(worker, ready)
         if not ready:
             return None
         same_model = [s for s in ready if s.task.model == worker.model]
@@ -541,6 +689,35 @@ class Dispatcher:
                             if w is not worker and not w.queue}
         fresh = [s for s in ready if s.task.model not in loaded_elsewhere]
         return (fresh or ready)[0]
+
+    def _for_gang(self, worker: Worker, ready: list[TaskState]) -> list[TaskState]:
+        """The ready tasks a worker of its size should take: those allotted its size; when
+        there are none, wider-than-allotted work while forming narrower workers would cost
+        more than the gang's lower efficiency (`_worth_keeping`); none while its GPUs are being
+        gathered for a wider gang."""
+        if self._gathering is not None and worker.gpus != self._gathering:
+            if not worker.queue:
+                self._pool_changed = True  # idle: its GPUs go to the gang being gathered
+            return []
+        sized = [s for s in ready if self._size_of(s) == worker.gpus]
+        if sized or worker.queue:
+            return sized
+        return [s for s in ready if self._size_of(s) < worker.gpus
+                and self._worth_keeping(worker, s)]
+
+    def _worth_keeping(self, worker: Worker, state: TaskState) -> bool:
+        """Whether a gang should run narrower work rather than make way for narrower workers:
+        the GPU-seconds its share of the work left would lose to parallel overhead, against
+        what starting and loading the workers that replace it costs."""
+        task = state.task
+        left = sum(s.task.estimate_seconds for s in self.graph.remaining()
+                   if s.status is TaskStatus.PENDING and s.task.gpus)
+        gpus = max(1, sum(w.gpus for w in self.workers.values()))
+        overhead = task.gpu_seconds_on(worker.gpus) / task.estimate_seconds - 1.0 \
+            if task.estimate_seconds else 0.0
+        lost = left * min(1.0, worker.gpus / gpus) * overhead
+        replacing = worker.gpus * (WORKER_START_SECONDS + model_spec(task.model).load_seconds)
+        return lost < replacing
 
     def _submit(self, worker: Worker, state: TaskState, now: float,
                 actions: list[Action]) -> None:
@@ -566,6 +743,8 @@ class Dispatcher:
         if event.load_seconds:
             self.loads += 1
         worker.busy_since = event.now
+        if self._mixed:
+            self._pool_changed = True  # the work left may want other sizes now
         done = _Encoding(event.key, entry.attempt, worker, event.started, event.finished,
                          event.load_seconds)
         if event.encoding:
@@ -584,7 +763,8 @@ class Dispatcher:
         self._record(state, done.attempt, done.worker, done.started, done.finished,
                      done.load_seconds, Outcome.OK, None, actions)
         if final_quality(state):  # a deadline projects final-quality work only
-            self.pace.record(done.finished - done.started, state.task.estimate_seconds)
+            self.pace.record(done.finished - done.started,
+                             state.task.seconds_on(done.worker.gpus))
 
     def _task_failed(self, event: TaskFailed, actions: list[Action]) -> None:
         worker = self.workers.get(event.worker)
@@ -610,6 +790,11 @@ class Dispatcher:
         worker.failed_shots.add(state.task.shot_id)
         self._retry_or_fail(state, entry.attempt, worker, started, event.now, event.error,
                             actions)
+        if worker.gpus > 1:
+            # A gang whose member failed may leave the others waiting in a collective for it:
+            # it is formed again, and the tasks queued behind never started.
+            self._disband(worker, f"a member failed: {event.error}", actions)
+            return
         if (len(worker.failed_shots) >= self.settings.retire_after_failures
                 and worker.status is WorkerStatus.READY):
             worker.status = WorkerStatus.RETIRING
@@ -667,6 +852,15 @@ class Dispatcher:
         # node's GPUs are gone until an autoscaler brings them back.
         self._pool_changed = True
 
+    def _disband(self, worker: Worker, error: str, actions: list[Action]) -> None:
+        del self.workers[worker.id]
+        worker.status = WorkerStatus.GONE
+        actions.append(StopWorker(worker.id, error))
+        for entry in worker.queue:
+            self.graph.requeue(entry.key, error, charged=False)
+        worker.queue.clear()
+        self._pool_changed = True
+
     def _check_hung(self, now: float, actions: list[Action]) -> None:
         for worker in list(self.workers.values()):
             if not worker.queue:
@@ -684,7 +878,7 @@ class Dispatcher:
         if self.deadline.must_stop(now):
             self._stop(Stop("deadline reached", wait_seconds=PUBLISH_WAIT_SECONDS), actions)
             return
-        lanes = sum(1 for worker in self.workers.values() if worker.gpus)
+        lanes = sum(worker.gpus for worker in self.workers.values())
         for decision in self.deadline.put_off(self.plan, self.graph, now, lanes,
                                               self._pace(now)):
             actions.append(StandIn(decision.put_off.shot_id, decision.put_off.key,
@@ -697,7 +891,7 @@ class Dispatcher:
                 state = self.graph.states[worker.queue[0].key]
                 began = self.progress.began.get(state.key)
                 if began is not None and final_quality(state):
-                    running.append((state.task.estimate_seconds, began))
+                    running.append((state.task.seconds_on(worker.gpus), began))
         return self.pace.factor(now, running)
 
     # 5. stopping
@@ -748,7 +942,7 @@ class Dispatcher:
             attempt=attempt, outcome=outcome, frames=task.num_frames,
             started_at=datetime.fromtimestamp(started, timezone.utc),
             finished_at=datetime.fromtimestamp(finished, timezone.utc),
-            gpu_seconds=(finished - started + load_seconds) * task.gpus,
+            gpu_seconds=(finished - started + load_seconds) * worker.gpus,
             node=worker.node, worker=worker.id, error=error)
         self.attempts.append(row)
         actions.append(Record(row))

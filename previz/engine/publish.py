@@ -129,7 +129,8 @@ def _record_in_ledger(store, task: ShotTask, take: TakePlan, record: dict[str, A
             attempt=int(record["attempt"]), outcome=Outcome.OK, frames=task.num_frames,
             started_at=datetime.fromtimestamp(started, timezone.utc),
             finished_at=datetime.fromtimestamp(finished, timezone.utc),
-            gpu_seconds=(finished - started + load_seconds) * task.gpus,
+            gpu_seconds=(finished - started + load_seconds) * int(record.get("gpus",
+                                                                           task.gpus)),
             node=str(record.get("node", "")), worker=str(record.get("worker", "")))])
     except Exception as error:  # noqa: BLE001 - the take is published; the row is bookkeeping
         log.warning("run %s: %s take %s is published but its ledger row could not be written "

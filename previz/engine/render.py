@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -346,9 +347,12 @@ class _RayRun:
         self.ray, self.core, self.store, self.store_uri = ray, dispatcher, store, store_uri
         self.settings, self.display = settings, display
         self.ledger = LedgerWriter(store, dispatcher.run_id)
-        self.actors: dict[str, Any] = {}
-        self.starting: dict[Any, str] = {}  # identity() ref -> worker
+        self.actors: dict[str, list[Any]] = {}  # worker -> its actors (a gang's, in rank order)
+        self.groups: dict[str, Any] = {}  # gang -> its placement group
+        self.starting: dict[Any, str] = {}  # identity() or join() ref -> worker
+        self.forming: dict[str, _Forming] = {}  # gangs not yet one torch.distributed group
         self.rendering: dict[Any, tuple[str, str]] = {}  # render() ref -> (worker, task key)
+        self.together: dict[tuple[str, str], _GangCall] = {}  # a gang's task -> its calls
         self.encoding: dict[Any, str] = {}  # encode task ref -> task key
         self.causes: dict[str, BaseException] = {}  # task key -> the exception it last failed with
         self.unrecorded: list[str] = []  # why published takes' ledger rows could not be written
@@ -406,7 +410,7 @@ class _RayRun:
         ready, _ = self.ray.wait(refs, num_returns=1, timeout=0.2)
         if ready:
             ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=0)
-        events: list[Event] = []
+        events: list[Event | None] = []
         for ref in ready:
             if ref in self.starting:
                 events.append(self._started(ref))
@@ -414,27 +418,65 @@ class _RayRun:
                 events.append(self._rendered(ref))
             elif ref in self.encoding:
                 events.append(self._encoded(ref))
-        return events
+        return [event for event in events if event is not None]
 
-    def _started(self, ref) -> Event:
+    def _started(self, ref) -> Event | None:
+        """A worker is placed; a gang once every member is, and then once they have formed
+        their torch.distributed group (None until then)."""
         worker = self.starting.pop(ref)
         try:
             identity = self.ray.get(ref)
         except Exception as error:  # noqa: BLE001 - it died before its first task
+            self._forget_start(worker)
             return WorkerStartFailed(worker, _describe(error), time.time())
-        return WorkerStarted(worker, identity["node"], time.time())
+        forming = self.forming.get(worker)
+        if forming is None:
+            return WorkerStarted(worker, identity["node"], time.time())
+        forming.waiting.discard(ref)
+        if isinstance(identity, dict) and "rendezvous" in identity:
+            forming.node, forming.rendezvous = identity["node"], identity["rendezvous"]
+        if forming.waiting:
+            return None
+        if not forming.joined:
+            forming.joined = True
+            forming.waiting = {member.join.remote(*forming.rendezvous)
+                               for member in self.actors[worker]}
+            self.starting.update(dict.fromkeys(forming.waiting, worker))
+            return None
+        del self.forming[worker]
+        return WorkerStarted(worker, forming.node, time.time())
 
-    def _rendered(self, ref) -> Event:
+    def _forget_start(self, worker: str) -> None:
+        self.forming.pop(worker, None)
+        for ref in [r for r, w in self.starting.items() if w == worker]:
+            del self.starting[ref]
+
+    def _rendered(self, ref) -> Event | None:
+        """A worker's task ended; a gang's once every member's call has (None until then),
+        or as soon as one fails: the others may wait in a collective for it forever."""
         worker, key = self.rendering.pop(ref)
+        call = self.together.get((worker, key))
         try:
             result = self.ray.get(ref)
         except Exception as error:  # noqa: BLE001 - classified by type below
+            if call is not None:
+                del self.together[(worker, key)]
+                for other in call.waiting:
+                    self.rendering.pop(other, None)
             self.causes[key] = _cause(error)
             kind = failure_kind(error, lambda: self._node_alive(worker))
             if kind in (FailureKind.LOST_WORKER, FailureKind.LOST_NODE):
                 return WorkerLost(worker, kind, _describe(error), time.time())
             return TaskFailed(worker, key, kind, _describe(error), time.time(),
                               retry_options=getattr(_cause(error), "suggestion", None))
+        if call is not None:
+            call.waiting.discard(ref)
+            if ref == call.lead:
+                call.result = result
+            if call.waiting:
+                return None
+            del self.together[(worker, key)]
+            result = call.result
         if result.publish:
             self.encoding[result.publish[0]] = key
         elif result.ledger_error:
@@ -486,22 +528,46 @@ class _RayRun:
                 self._stop(action)
 
     def _start_worker(self, action: StartWorker) -> None:
+        """One actor, or for several GPUs a gang: one actor per GPU in a placement group that
+        packs them on one node (rank 0 first)."""
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
         from previz.engine.worker import RenderWorker
 
-        actor = self.ray.remote(RenderWorker).options(
-            num_gpus=action.gpus, num_cpus=0 if action.gpus else 1, max_restarts=0,
-            max_concurrency=1,
-        ).remote(action.worker, self.store_uri, self.settings.worker_options, self.progress,
-                 self.core.run_id)
-        self.actors[action.worker] = actor
-        self.starting[actor.identity.remote()] = action.worker
+        worker_class = self.ray.remote(RenderWorker)
+        arguments = (action.worker, self.store_uri, self.settings.worker_options, self.progress,
+                     self.core.run_id)
+        if action.gpus <= 1:
+            actor = worker_class.options(
+                num_gpus=action.gpus, num_cpus=0 if action.gpus else 1, max_restarts=0,
+                max_concurrency=1).remote(*arguments)
+            self.actors[action.worker] = [actor]
+            self.starting[actor.identity.remote()] = action.worker
+            return
+        group = placement_group([{"GPU": 1}] * action.gpus, strategy="STRICT_PACK",
+                                name=f"previz-{self.core.run_id}-{action.worker}")
+        self.groups[action.worker] = group
+        members = [worker_class.options(
+            num_gpus=1, num_cpus=0, max_restarts=0, max_concurrency=1,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                group, placement_group_bundle_index=rank),
+        ).remote(*arguments, rank=rank, gang=action.gpus) for rank in range(action.gpus)]
+        self.actors[action.worker] = members
+        forming = _Forming(waiting={member.identity.remote() for member in members})
+        self.forming[action.worker] = forming
+        self.starting.update(dict.fromkeys(forming.waiting, action.worker))
 
     def _assign(self, action: Assign) -> None:
         state = self.core.graph.states[action.key]
-        ref = self.actors[action.worker].render.remote(
+        calls = [member.render.remote(
             state.task.model_dump_json(), state.take.model_dump_json(), action.attempt,
             self._images_for(state.task), action.extra_options)
-        self.rendering[ref] = (action.worker, action.key)
+            for member in self.actors[action.worker]]
+        self.rendering.update(dict.fromkeys(calls, (action.worker, action.key)))
+        if len(calls) > 1:
+            self.together[(action.worker, action.key)] = _GangCall(lead=calls[0],
+                                                                   waiting=set(calls))
 
     def _images_for(self, task) -> dict[str, Any]:
         """Storyboard images go into the object store once; workers anywhere read them there."""
@@ -513,14 +579,20 @@ class _RayRun:
                 if c.sha256 in self.images}
 
     def _stop_worker(self, worker: str) -> None:
-        actor = self.actors.pop(worker, None)
         for ref in [r for r, (w, _) in self.rendering.items() if w == worker]:
             del self.rendering[ref]
-        for ref in [r for r, w in self.starting.items() if w == worker]:
-            del self.starting[ref]
-        if actor is not None:
+        for call in [c for c in self.together if c[0] == worker]:
+            del self.together[call]
+        self._forget_start(worker)
+        for actor in self.actors.pop(worker, []):
             with contextlib.suppress(Exception):
                 self.ray.kill(actor)
+        group = self.groups.pop(worker, None)
+        if group is not None:
+            from ray.util.placement_group import remove_placement_group
+
+            with contextlib.suppress(Exception):
+                remove_placement_group(group)
 
     def _stop(self, stop: Stop) -> None:
         """Takes already handed to encode tasks are finished work: they get `wait_seconds` to
@@ -617,6 +689,25 @@ def failure_kind(error: BaseException, node_alive=lambda: True, *,
                           ray_errors.LocalRayletDiedError, ray_errors.ObjectLostError)):
         return FailureKind.LOST_WORKER if node_alive() else FailureKind.LOST_NODE
     return FailureKind.GENERATOR
+
+
+@dataclass
+class _Forming:
+    """A gang on its way to work: its members' identity() calls, then their join() calls."""
+
+    waiting: set[Any]
+    joined: bool = False
+    node: str = ""
+    rendezvous: tuple[str, int] | None = None
+
+
+@dataclass
+class _GangCall:
+    """One task's render() calls on every member of a gang: rank 0's result is the task's."""
+
+    lead: Any
+    waiting: set[Any]
+    result: Any = None
 
 
 class _Metrics:

@@ -4,6 +4,12 @@ A worker renders one task at a time and hands the frames to a CPU task on its ow
 which encodes and publishes the take; the worker goes straight on to its next task, so encoding
 and uploading never sit between two shots on the GPU. Frames stay on the node (they travel
 through the node's shared-memory object store, never raw across the network).
+
+A shot on several GPUs runs on a gang: one worker per GPU of one node (a placement group). `join`
+tells each member where the gang meets; a generator that declares it needs one forms the
+torch.distributed group there (NCCL on GPUs, gloo on CPUs) when it is first loaded. Every member
+loads the model and runs each task together (the generator's `split` divides the work); rank 0
+reports progress and publishes the take.
 """
 
 from __future__ import annotations
@@ -30,7 +36,11 @@ from previz.engine.publish import (
 from previz.generate.registry import generator_declaration
 from previz.plan.types import Conditioning, ShotTask, TakePlan
 
-__all__ = ["RenderWorker", "ProgressBoard", "Rendered"]
+__all__ = ["RenderWorker", "ProgressBoard", "Rendered", "GANG_TIMEOUT_SECONDS"]
+
+# How long a gang member waits in a collective for the others: past it, a member that died or
+# hung has cost the gang its task (the driver has usually stopped the gang well before).
+GANG_TIMEOUT_SECONDS = 600
 
 
 @ray.remote(num_cpus=0)
@@ -70,8 +80,10 @@ class RenderWorker:
     """Holds one loaded generator; switches models only when the driver sends another model."""
 
     def __init__(self, worker_id: str, store_uri: str, worker_options: dict[str, Any],
-                 progress: Any = None, run_id: str = ""):
+                 progress: Any = None, run_id: str = "", rank: int = 0, gang: int = 1):
         self.worker_id = worker_id
+        self.rank, self.gang = rank, gang
+        self.rendezvous: tuple[str, int] | None = None
         self.run_id = run_id
         self.store_uri = store_uri
         self.worker_options = dict(worker_options)
@@ -83,8 +95,38 @@ class RenderWorker:
         self._store = None
 
     def identity(self) -> dict[str, Any]:
-        return {"worker": self.worker_id, "pid": os.getpid(), "node": self.node_id,
-                "host": socket.gethostname(), "gpus": ray.get_gpu_ids()}
+        identity = {"worker": self.worker_id, "pid": os.getpid(), "node": self.node_id,
+                    "host": socket.gethostname(), "gpus": ray.get_gpu_ids(), "rank": self.rank}
+        if self.gang > 1 and self.rank == 0:
+            # where the gang meets: a free port on this member's node
+            address = ray.util.get_node_ip_address()
+            with socket.socket() as probe:
+                probe.bind((address, 0))
+                identity["rendezvous"] = (address, probe.getsockname()[1])
+        return identity
+
+    def join(self, address: str, port: int) -> int:
+        """Where the gang meets (rank 0's node and port): every member is told before work."""
+        self.rendezvous = (address, port)
+        return self.rank
+
+    def _form_process_group(self) -> None:
+        """The gang's torch.distributed group: every member calls this as it loads the same
+        model for the same task, so they all arrive together."""
+        from datetime import timedelta
+
+        import torch
+        import torch.distributed as distributed
+
+        if distributed.is_initialized():
+            return
+        backend = "nccl" if ray.get_gpu_ids() and torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(0)  # Ray shows each member only its own GPU
+        address, port = self.rendezvous
+        distributed.init_process_group(
+            backend, init_method=f"tcp://{address}:{port}", rank=self.rank,
+            world_size=self.gang, timeout=timedelta(seconds=GANG_TIMEOUT_SECONDS))
 
     def render(self, task_json: str, take_json: str, attempt: int, images: dict[str, Any],
                extra_options: dict[str, Any]) -> Rendered:
@@ -94,11 +136,13 @@ class RenderWorker:
         load_seconds = self._ensure_loaded(task, options)
         started = time.time()
 
+        reports = self.progress is not None and self.rank == 0
+
         def on_step(step: int, total: int) -> None:
-            if self.progress is not None:
+            if reports:
                 self.progress.update.remote(task.key, step, total)
 
-        if self.progress is not None:
+        if reports:
             self.progress.begin.remote(task.key)
 
         take = TakePlan.model_validate_json(take_json)
@@ -121,6 +165,8 @@ class RenderWorker:
         result = self.generator.generate(
             task, images=self._image_source(images), progress=on_step, attempt=attempt)
         finished = time.time()
+        if self.rank:  # the same frames as rank 0's, which publishes them
+            return Rendered(started, finished, load_seconds, self.node_id, publish=[])
         record = self._record(result.record, attempt, options, timings, finished)
         publish = publish_output.options(
             scheduling_strategy=NodeAffinitySchedulingStrategy(self.node_id, soft=False),
@@ -136,6 +182,7 @@ class RenderWorker:
             "host": socket.gethostname(), "attempt": attempt, "finished": finished,
             "generate_seconds": finished - timings["started"],
             "load_seconds": timings["load_seconds"],
+            "gpus": self.gang if self.gang > 1 else len(ray.get_gpu_ids()),
             "options": {k: v for k, v in options.items() if k != "faults"},
         }
 
@@ -153,7 +200,11 @@ class RenderWorker:
         started = time.time()
         generator = create_generator(model_spec(task.model), weights=task.weights,
                                      options=options)
+        if self.gang > 1 and generator.declaration.needs_process_group:
+            self._form_process_group()
         generator.load(self._device(task))
+        if self.gang > 1:
+            generator.split(self.gang, self.rank)
         self.generator, self.model, self.model_options = generator, task.model, load_options
         return time.time() - started
 

@@ -125,7 +125,7 @@ class DiffusersGenerator:
         options=_LOAD_OPTIONS | {"max_sequence_length"}, load_options=_LOAD_OPTIONS,
         pixel_neutral_options=frozenset({"device", "allow_cpu", "cpu_offload", "group_offload",
                                          "vae_tiling", "compile", "attention_backend"}),
-        computes_on_gpu=True,
+        computes_on_gpu=True, needs_process_group=True,
     )
 
     def __init__(self, spec: ModelSpec, *, weights: str | None = None,
@@ -422,6 +422,31 @@ class DiffusersGenerator:
             else:
                 transformer._reset_stateful_cache()
 
+    def split(self, gpus: int, rank: int) -> None:
+        """Run as member `rank` of a gang of `gpus` processes that form torch.distributed's
+        default group: diffusers' own context parallelism (Ulysses) splits the attention of the
+        pipeline's transformers (both experts of Wan 2.2) across them by heads. Every member
+        runs the whole call with the same seed and ends with the same frames."""
+        if gpus <= 1:
+            return
+        from diffusers import ContextParallelConfig
+
+        split = 0
+        for name in ("transformer", "transformer_2"):
+            component = getattr(self.pipe, name, None)
+            if component is None:
+                continue
+            if getattr(component, "_cp_plan", None) is None:
+                raise GeneratorLoadError(
+                    f"model {self.spec.name}: diffusers has no context parallelism for "
+                    f"{type(component).__name__} — render it with gpus: 1")
+            component.enable_parallelism(config=ContextParallelConfig(ulysses_degree=gpus))
+            split += 1
+        if not split:
+            raise GeneratorLoadError(f"model {self.spec.name}: {self.spec.pipeline} has no "
+                                     "transformer to split — render it with gpus: 1")
+        self.applied["gang"] = {"gpus": gpus, "rank": rank, "ulysses_degree": gpus}
+
     def release(self) -> None:
         on_gpu = self.device is not None and self.device.split(":")[0] != "cpu"
         self.pipe = None
@@ -554,6 +579,7 @@ class DiffusersGenerator:
                               "from_key": c.from_key, "sha256": c.sha256}
                              for c in task.conditioning],
             "options": {**self.applied, **extra},
+            "parallel": self.applied.get("gang"),  # context parallelism across a gang
             "warnings": warnings, "steps_reported": steps_done,
             "timings": {"load_seconds": self.load_seconds, "prepare_seconds": called - started,
                         "call_seconds": finished - called},

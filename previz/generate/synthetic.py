@@ -13,8 +13,12 @@ Options (constructor `options`, overridden per task by `task.options`):
   faults: a list (or its JSON text) of {shot, attempt, kind, seconds, take, segment, step} where
     kind is raise (InjectedFault), exit (os._exit), hang (sleep `seconds`, then go on) or
     oom (GeneratorOutOfMemory); `attempt`, `take`, `segment` omitted match any; `step` is how
-    many progress steps pass before the fault fires (default 0);
+    many progress steps pass before the fault fires (default 0); `rank`: only that member of
+    a gang (omitted: any);
   gpus, gpu_memory_gb: what the generator says it needs (default: the catalog entry's).
+
+On a gang of n GPUs (`split`) it takes its time divided by the catalog's context-parallel
+speed-up for n, as a real model would; every member waits it out, rank 0's frames are the take.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from previz.catalog import parallel_speedup
 from previz.generate.errors import GeneratorError, GeneratorOutOfMemory, InjectedFault
 from previz.generate.fonts import font
 from previz.generate.types import (
@@ -85,6 +90,7 @@ class SyntheticGenerator:
         self.weights = weights
         self.options = dict(options or {})
         self.device: str | None = None
+        self.gang, self.rank = 1, 0
         _faults(self.options.get("faults"))  # bad fault specs fail here, not mid-render
 
     @property
@@ -99,6 +105,10 @@ class SyntheticGenerator:
             time.sleep(seconds)
         self.device = device
 
+    def split(self, gpus: int, rank: int) -> None:
+        """Run as member `rank` of a gang of `gpus` (nothing to shard: the time shrinks)."""
+        self.gang, self.rank = gpus, rank
+
     def release(self) -> None:
         self.device = None
 
@@ -108,12 +118,13 @@ class SyntheticGenerator:
         reporting progress and firing faults; 3. draw the frames."""
         started = time.monotonic()
         faults = [f for f in _faults(task_option(task, self.options, "faults"))
-                  if _matches(f, task, attempt)]
+                  if _matches(f, task, attempt) and f.get("rank") in (None, self.rank)]
         steps = max(1, task.steps)
         seconds = float(task_option(task, self.options, "seconds_per_shot", 0.0)) + (
             float(task_option(task, self.options, "seconds_per_frame", 0.0))
             + float(task_option(task, self.options, "seconds_per_frame_step", 0.0)) * steps
         ) * task.num_frames
+        seconds /= parallel_speedup(self.gang)
         for step in range(steps + 1):
             for fault in faults:
                 if int(fault.get("step", 0)) == step:

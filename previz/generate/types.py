@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Generator",
     "EncodingGenerator",
+    "SplittingGenerator",
     "GeneratorDeclaration",
     "GeneratorKind",
     "GeneratorFactory",
@@ -71,6 +72,9 @@ class GeneratorDeclaration:
     encodes_own_output: bool = False
     # It computes with torch on a CUDA device when its worker has one (else on the CPU).
     computes_on_gpu: bool = False
+    # On a gang (a shot on several GPUs) its members form a torch.distributed group before it
+    # loads: its `split(gpus, rank)` divides the work over that group.
+    needs_process_group: bool = False
     # Its pictures show the shot code and notes (draft cards): they are part of its keys.
     title_in_pixels: bool = False
     # Its cost grows with denoising steps (an animatic draws each frame once, whatever the
@@ -153,6 +157,14 @@ class Generator(Protocol):
                  progress: ProgressCallback | None = None, attempt: int = 1) -> GeneratedFrames: ...
 
     def release(self) -> None: ...
+
+
+@runtime_checkable
+class SplittingGenerator(Generator, Protocol):
+    """One whose models the catalog marks `splits`: a task runs across a gang of GPUs."""
+
+    def split(self, gpus: int, rank: int) -> None:
+        """Run as member `rank` of a gang of `gpus` (after load, before any task)."""
 
 
 @runtime_checkable

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @contextlib.contextmanager
 def logical_cluster(nodes: int = 2, gpus_per_node: int = 2, cpus_per_node: int = 2,
-                    dashboard: bool = False):
+                    dashboard: bool = False, runtime_env: dict | None = None):
     import ray
     from ray.cluster_utils import Cluster
 
@@ -31,7 +31,8 @@ def logical_cluster(nodes: int = 2, gpus_per_node: int = 2, cpus_per_node: int =
         workers = [cluster.add_node(num_cpus=cpus_per_node, num_gpus=gpus_per_node)
                    for _ in range(nodes)]
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING")
+        ray.init(address=cluster.address, log_to_driver=False, logging_level="WARNING",
+                 runtime_env=runtime_env)
         cluster.worker_nodes_list = workers
         yield cluster
     finally:
