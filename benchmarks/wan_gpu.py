@@ -4,6 +4,7 @@ memory, and what a cache hook and torch.compile change (issue 4). A benchmark, n
     python benchmarks/wan_gpu.py                        # CUDA, 832x480, 81 frames, 10 steps
     python benchmarks/wan_gpu.py --variants base,compile --steps 20 --weights /tmp/wan13b
     python benchmarks/wan_gpu.py --tiny --device cpu    # checks this script on any machine
+    python benchmarks/wan_gpu.py --variants base --gang 0   # also on every GPU here, one gang
 
 1. build the pipeline at Wan2.1-T2V-1.3B's published shapes (transformer: 30 layers, 12 heads of
    128, FFN 8960, text width 4096; the Wan VAE at its real size) with random weights, and save
@@ -14,6 +15,10 @@ memory, and what a cache hook and torch.compile change (issue 4). A benchmark, n
    the GPU), render the shot once at 2 steps to warm up (compile happens here), then timed.
 
 Prints one row a variant: load seconds, seconds per step (median), whole call, peak GPU memory.
+With --gang N (0: every GPU of the machine), the first variant again on a gang of N processes,
+one per GPU, that split the model with diffusers' context parallelism (Ulysses over NCCL) as a
+render's gang does (previz's generator `split`): seconds per step, the speed-up over one GPU, and
+the largest difference of its frames from the one-GPU frames (0-255).
 """
 
 from __future__ import annotations
@@ -105,7 +110,8 @@ def shot_task(folder: Path, weights: Path, steps: int, tiny: bool):
     return plan_from_storyboard(load_storyboard(board)).tasks()[0]
 
 
-def run_variant(task, weights: Path, device: str, options: dict) -> dict:
+def run_variant(task, weights: Path, device: str, options: dict,
+                gang: tuple[int, int] | None = None) -> dict:
     import torch
 
     from previz.catalog import model_spec
@@ -116,6 +122,8 @@ def run_variant(task, weights: Path, device: str, options: dict) -> dict:
     generator = create_generator(model_spec(MODEL), weights=str(weights),
                                  options={**options, "allow_cpu": not cuda})
     generator.load(device)
+    if gang is not None:
+        generator.split(*gang)
     load_seconds = time.perf_counter() - started
     try:
         generator.generate(task.model_copy(update={"steps": 2}))  # warm-up: compiles
@@ -132,6 +140,7 @@ def run_variant(task, weights: Path, device: str, options: dict) -> dict:
         steps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
         return {"load_s": load_seconds, "s_per_step": statistics.median(steps) if steps else
                 whole, "call_s": whole, "frames": len(result.frames),
+                "frames_array": result.frames,
                 "size": f"{result.frames.shape[2]}x{result.frames.shape[1]}",
                 "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else float("nan"),
                 "applied": result.record.get("options", {})}
@@ -139,6 +148,56 @@ def run_variant(task, weights: Path, device: str, options: dict) -> dict:
         generator.release()
         if cuda:
             torch.cuda.empty_cache()
+
+
+def gang_member(rank: int, gang: int, port: int, task_json: str, weights: str, device: str,
+                options: dict, out: str) -> None:
+    """One process of a gang (torch.multiprocessing.spawn): rank 0 writes its row and frames."""
+    import json
+
+    import numpy as np
+    import torch
+    import torch.distributed as distributed
+
+    from previz.plan.types import ShotTask
+
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(rank)
+    elif torch.accelerator.device_count() == 0:
+        # Checking the script on CPUs only: diffusers places rank r on device
+        # r % torch.accelerator.device_count(), 0 without an accelerator (as in tests/engine).
+        torch.accelerator.device_count = lambda: 1
+    distributed.init_process_group("nccl" if cuda else "gloo",
+                                   init_method=f"tcp://127.0.0.1:{port}", rank=rank,
+                                   world_size=gang)
+    try:
+        task = ShotTask.model_validate_json(task_json)
+        row = run_variant(task, Path(weights), f"cuda:{rank}" if cuda else device, options,
+                          gang=(gang, rank))
+        if rank == 0:
+            np.save(Path(out) / "frames.npy", row.pop("frames_array"))
+            Path(out, "row.json").write_text(json.dumps(row, default=str))
+    finally:
+        distributed.destroy_process_group()
+
+
+def run_gang(task, weights: Path, device: str, options: dict, gang: int) -> dict:
+    import json
+    import socket
+
+    import numpy as np
+    import torch.multiprocessing as multiprocessing
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="pvz-gang-") as out:
+        multiprocessing.spawn(gang_member, nprocs=gang, args=(
+            gang, port, task.model_dump_json(), str(weights), device, options, out))
+        row = json.loads(Path(out, "row.json").read_text())
+        row["frames_array"] = np.load(Path(out) / "frames.npy")
+    return row
 
 
 def main() -> None:
@@ -149,6 +208,8 @@ def main() -> None:
     parser.add_argument("--variants", default="base,first_block,taylorseer,compile")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--tiny", action="store_true", help="tiny shapes: check the script")
+    parser.add_argument("--gang", type=int, default=None, metavar="N",
+                        help="the first variant on a gang of N GPUs too (0: all of them)")
     args = parser.parse_args()
     import torch
 
@@ -177,6 +238,16 @@ def main() -> None:
               f"({ratio:4.2f}x {names[0]})  call {row['call_s']:7.1f} s  peak "
               f"{row['peak_gib']:5.1f} GiB  {row['frames']} frames {row['size']}  "
               f"applied {row['applied']}")
+    if args.gang is not None:
+        gang = args.gang or (torch.cuda.device_count() if args.device.startswith("cuda") else 2)
+        first = rows[names[0]]
+        row = run_gang(task, weights, args.device, VARIANTS[names[0]], gang)
+        difference = int(abs(row.pop("frames_array").astype(int)
+                             - first["frames_array"].astype(int)).max())
+        print(f"{names[0]} on {gang} GPUs (Ulysses {gang}): load {row['load_s']:6.1f} s  "
+              f"{row['s_per_step']:7.3f} s/step ({first['s_per_step'] / row['s_per_step']:4.2f}x "
+              f"faster than 1)  call {row['call_s']:7.1f} s  peak {row['peak_gib']:5.1f} GiB "
+              f"per GPU  frames differ from 1 GPU's by at most {difference}/255")
 
 
 if __name__ == "__main__":
