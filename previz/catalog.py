@@ -55,6 +55,9 @@ class Ability(str, Enum):
     FIRST_IMAGE = "first_image"
     LAST_IMAGE = "last_image"
     REFERENCE = "reference"
+    CONTROL_VIDEO = "control_video"  # a layout's edges or grey levels steer every frame
+    SOURCE_VIDEO = "source_video"  # video-to-video: a layout's own pictures, restyled
+    MASK = "mask"  # only the white region of a mask is generated, the rest kept
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ class ModelSpec:
 
 
 T, FIRST, LAST, REF = Ability.TEXT, Ability.FIRST_IMAGE, Ability.LAST_IMAGE, Ability.REFERENCE
+CONTROL, SOURCE, MASK = Ability.CONTROL_VIDEO, Ability.SOURCE_VIDEO, Ability.MASK
 _WAN_FRAMES = FrameRule(4, 1, 81)
 # Wan 2.1 1.3B: 261 s for 81 frames x 50 steps at 832x480 on one RTX 4090 (published).
 _WAN_1_3B_COST = 261 / (81 * 50)
@@ -224,7 +228,8 @@ _ENTRIES: list[ModelSpec] = [
           default_steps=1, default_guidance=0.0, text_tokens=None, makes_sound=True,
           notes="CPU animatic: panel or title card, camera move played as a 2D move; a temp "
                 "track of its dialogue"),
-    _spec("synthetic", "synthetic", None, None, {T, FIRST, LAST, REF}, generator="synthetic",
+    _spec("synthetic", "synthetic", None, None, {T, FIRST, LAST, REF, CONTROL, SOURCE, MASK},
+          generator="synthetic",
           fps=None, frames=FrameRule(1, 0, None), size_multiple=2, default_size=None,
           max_pixels=3840 * 2160, gpus=0, gpu_memory_gb=0.0, cost_per_frame_step=0.001,
           load_seconds=0.0, default_steps=1, default_guidance=0.0, text_tokens=None,
@@ -232,12 +237,16 @@ _ENTRIES: list[ModelSpec] = [
           notes="deterministic test pattern with configurable timing and injected faults; on "
                 "a gang it runs as fast as the published context-parallel speed-up"),
     # Wan 2.1
+    # Text-to-video weights also do video-to-video (WanVideoToVideoPipeline on the same parts).
     _spec("wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "Wan-AI/Wan2.1-T2V-1.3B-Diffusers",
-          {T}, gpu_memory_gb=12.0, max_pixels=832 * 480, **_wan_split(12, 9.0)),
+          {T, SOURCE}, gpu_memory_gb=12.0, max_pixels=832 * 480, **_wan_split(12, 9.0)),
+    # VACE: a control video (its `video` with a white mask) or a masked source, keyframes and
+    # reference images, in one call.
     _spec("wan2.1-vace-1.3b", "wan2.1-1.3b", "WanVACEPipeline", "Wan-AI/Wan2.1-VACE-1.3B-diffusers",
-          {T, FIRST, LAST, REF}, gpu_memory_gb=14.0, max_pixels=832 * 480,
+          {T, FIRST, LAST, REF, CONTROL, MASK}, gpu_memory_gb=14.0, max_pixels=832 * 480,
           cost_per_frame_step=_WAN_1_3B_COST * 1.3),  # WanVACETransformer3DModel: no split
-    _spec("wan2.1-t2v-14b", "wan2.1-14b", "WanPipeline", "Wan-AI/Wan2.1-T2V-14B-Diffusers", {T},
+    _spec("wan2.1-t2v-14b", "wan2.1-14b", "WanPipeline", "Wan-AI/Wan2.1-T2V-14B-Diffusers",
+          {T, SOURCE},
           default_size=(1280, 720), gpu_memory_gb=70.0, cost_per_frame_step=_WAN_14B_COST,
           load_seconds=90.0, **_wan_split(40, 40.0)),
     _spec("wan2.1-i2v-14b-720p", "wan2.1-14b", "WanImageToVideoPipeline",
@@ -253,7 +262,7 @@ _ENTRIES: list[ModelSpec] = [
           gpu_memory_gb=75.0, cost_per_frame_step=_WAN_14B_COST * 1.05, load_seconds=100.0,
           **_wan_split(40, 42.0)),
     _spec("wan2.1-vace-14b", "wan2.1-14b", "WanVACEPipeline", "Wan-AI/Wan2.1-VACE-14B-diffusers",
-          {T, FIRST, LAST, REF}, default_size=(1280, 720), gpu_memory_gb=78.0,
+          {T, FIRST, LAST, REF, CONTROL, MASK}, default_size=(1280, 720), gpu_memory_gb=78.0,
           cost_per_frame_step=_WAN_14B_COST * 1.3, load_seconds=110.0),
     # Wan 2.2: two 14B experts (high and low noise), only one resident at a time.
     _spec("wan2.2-t2v-a14b", "wan2.2-a14b", "WanPipeline", "Wan-AI/Wan2.2-T2V-A14B-Diffusers",

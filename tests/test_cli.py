@@ -99,7 +99,8 @@ def test_models_lists_the_catalog():
                            capture_output=True, env={**os.environ, "COLUMNS": "250"}).stdout
     row = next(line for line in table.splitlines() if "wan2.1-t2v-1.3b" in line).split("│")
     assert [cell.strip() for cell in row[1:-1]] == [
-        "wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "text", "", "16", "4k+1, at most 81",
+        "wan2.1-t2v-1.3b", "wan2.1-1.3b", "WanPipeline", "source_video, text", "", "16",
+        "4k+1, at most 81",
         "832x480", "1: 12 · 2: 10 · 4: 10", "24 GB x1", "0.0644", "50"]
     assert catalog["draft"]["makes_sound"] and not wan["makes_sound"]
     # 12 heads split 1, 2 or 4 ways; the 14B needs four 48 GB cards, or one of 80 GB.

@@ -95,6 +95,8 @@ class _Shot:
     track: VideoTrack | None = None
     key: str | None = None  # the take key the caller gave for the file (None: know it by hash)
     sound: Path | None = None  # the take's own sound, if it has one
+    controls: tuple[tuple[str, Path], ...] = ()  # (label, source) of what steered the take
+    control_files: tuple[tuple[str, Path], ...] = ()  # (label, staged preview)
 
     @property
     def media_id(self) -> str:
@@ -299,7 +301,7 @@ def _checked_shots(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
                             f"(previz render --only {shot.id} --force)")
             continue
         shots.append(_Shot(shot, status, take, given.path, error, track=track, key=given.key,
-                           sound=given.sound))
+                           sound=given.sound, controls=given.controls))
     if problems:
         raise AssembleError(f"cannot assemble {plan.project}/{plan.sequence}:\n  "
                             + "\n  ".join(problems))
@@ -346,6 +348,12 @@ def _stage_media(plan: RenderPlan, shots: list[_Shot], folder: Path,
         shot.media = f"{shot.plan.id}_t{shot.take.take}{suffix}.mp4"
         shot.path = folder / shot.media
         _link_or_copy(shot.source, shot.path, options.link_media)
+        staged = []
+        for number, (label, source) in enumerate(shot.controls, 1):
+            target = folder / f"{shot.plan.id}_control{number}.mp4"
+            _link_or_copy(source, target, options.link_media)
+            staged.append((label, target))
+        shot.control_files = tuple(staged)
 
 
 def _editorial_media(plan: RenderPlan, shots: list[_Shot], folder: Path,
@@ -596,6 +604,7 @@ def _cut_shot(shot: _Shot, options: AssembleOptions, sound: Path | None) -> CutS
         review_notes=tuple(n for n in options.review_notes.get(plan.id, ())
                            if n.offset < plan.frames),
         dialogue=plan.dialogue, sound=plan.sound, sound_file=sound.name if sound else None,
+        controls=tuple((label, path.name) for label, path in shot.control_files),
     )
 
 
@@ -652,6 +661,7 @@ def _publishing_order(folder: Path, shots: list[_Shot], audio, *paths: Path | No
     files: dict[str, Path] = {}
     for shot in shots:
         files[shot.media] = shot.path
+        files.update({path.name: path for _, path in shot.control_files})
     if audio:
         files[audio[0].name] = audio[0]
     for path in paths:

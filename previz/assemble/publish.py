@@ -113,11 +113,29 @@ def takes_from_report(plan: RenderPlan, store: Any, report: RenderReport,
             path = fetch_take_media(store, key, folder / f"{shot.id}-{key[:16]}.mp4")
             sound = (fetch_take_sound(store, key, folder / f"{shot.id}-{key[:16]}.wav")
                      if shot.sound_source == "generated" else None)
-            takes[shot.id] = TakeMedia(path, outcome.status.value, key, outcome.error, sound)
+            takes[shot.id] = TakeMedia(path, outcome.status.value, key, outcome.error, sound,
+                                       _controls(store, shot, key, folder))
         else:
             takes[shot.id] = TakeMedia(None, "failed" if failed else "missing", key,
                                        outcome.error)
     return takes
+
+
+def _controls(store: Any, shot, key: str, folder: Path) -> tuple[tuple[str, Path], ...]:
+    """The previews of what steered a take (its record's `controls`: a layout's control video,
+    a mask), fetched for the review page. Only for shots with a layout or a mask: the others'
+    records are not read."""
+    from previz.store.takes import read_take_record
+
+    if not any(c.video or c.role == "mask" for t in shot.selected_take.tasks
+               for c in t.conditioning):
+        return ()
+    controls = []
+    for number, control in enumerate(read_take_record(store, key).get("controls", []), 1):
+        label = "mask" if control["role"] == "mask" else f"layout ({control['control']})"
+        controls.append((label, store.get_file(
+            control["preview"], folder / f"{shot.id}-{key[:16]}-control{number}.mp4")))
+    return tuple(controls)
 
 
 def assemble_and_publish(plan: RenderPlan, store: Any, report: RenderReport, *,

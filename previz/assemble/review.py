@@ -166,6 +166,10 @@ def review_html(*, title: str, project: str, sequence: str, version: str, fps: F
             extra += f'<div class="dialogue">{_e(character)}: “{_e(line)}”</div>'
         if shot.sound:
             extra += f'<div class="sound">Sound: {_e(shot.sound)}</div>'
+        if shot.controls:
+            extra += '<div class="controls">Steered by: ' + ", ".join(
+                f'<a data-media="{_e(name)}" href="{_e(_url(name, urls))}">{_e(label)}</a>'
+                for label, name in shot.controls) + "</div>"
         if shot.error:
             extra += f'<div class="error">{_e(shot.error)}</div>'
         steps = ""

@@ -51,6 +51,8 @@ class TakeMedia:
     key: str | None = None
     error: str | None = None
     sound: Path | None = None  # the take's own sound (48 kHz WAV), if its model made one
+    # what steered it (a layout's control video, a mask): (label, a local preview to show)
+    controls: tuple[tuple[str, Path], ...] = ()
 
     def __post_init__(self) -> None:
         if self.path is not None and not isinstance(self.path, Path):
@@ -128,6 +130,7 @@ class CutShot:
     dialogue: tuple[tuple[str, str], ...] = ()  # (character, line)
     sound: str | None = None  # effects and ambience, in words
     sound_file: str | None = None  # the shot's own sound in the version folder (WAV)
+    controls: tuple[tuple[str, str], ...] = ()  # (label, preview file in the version folder)
 
     @property
     def draft(self) -> bool:

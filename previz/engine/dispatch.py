@@ -1012,7 +1012,7 @@ def work_graph(plan: RenderPlan, done: set[str], wanted: set[str]) -> WorkGraph:
     """The render's work: the wanted takes (the plan's own, or shots' draft animatics) and what
     they need, less what is `done` (task and take keys already in the store)."""
     graph = WorkGraph(plan, done_keys=done,
-                      wanted_takes=wanted & {take.key for take in plan.takes()})
+                      wanted_takes=wanted & {take.key for take in plan.needed_takes()})
     for shot in plan.shots:
         if shot.fallback is not None and shot.fallback.key in wanted:
             graph.add_take(shot.fallback, done=shot.fallback.key in done)

@@ -54,7 +54,7 @@ class WorkGraph:
         render (default: all); what they depend on is added."""
         self.states: dict[str, TaskState] = {}
         self._final_task_of_take: dict[str, str] = {}
-        takes = {take.key: take for take in plan.takes()}
+        takes = {take.key: take for take in plan.needed_takes()}
         for take in takes.values():
             for task in take.tasks:
                 self.states[task.key] = TaskState(task=task, take=take)

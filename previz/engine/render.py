@@ -129,7 +129,7 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
 def _published_keys(store, plan: RenderPlan, wanted: set[str], ignore: set[str]) -> set[str]:
     from previz.store.takes import has_take
 
-    keys = keys_of(plan, {t.key for t in plan.takes()} | wanted)
+    keys = keys_of(plan, {t.key for t in plan.needed_takes()} | wanted)
     return {key for key in keys if key not in ignore and has_take(store, key)}
 
 

@@ -20,6 +20,7 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,13 @@ from previz.engine.publish import (
 from previz.generate.registry import generator_declaration
 from previz.plan.types import Conditioning, ShotTask, TakePlan
 
-__all__ = ["RenderWorker", "ProgressBoard", "Rendered", "GANG_TIMEOUT_SECONDS"]
+__all__ = ["RenderWorker", "ProgressBoard", "Rendered", "GANG_TIMEOUT_SECONDS", "CONTROL_NAME",
+           "PREVIEW_NAME"]
+
+VIDEO_ROLES = frozenset({"control_video", "source_video", "mask"})
+# A control video kept in the store: its exact frames (what the model was given), and an H.264
+# preview of them for the review page.
+CONTROL_NAME, PREVIEW_NAME = "control.npz", "preview.mp4"
 
 # How long a gang member waits in a collective for the others: past it, a member that died or
 # hung has cost the gang its task (the driver has usually stopped the gang well before).
@@ -147,13 +154,14 @@ class RenderWorker:
 
         take = TakePlan.model_validate_json(take_json)
         timings = {"started": started, "load_seconds": load_seconds}
+        self._controls: list[dict[str, Any]] = []  # the control videos this task was given
         if self.generator.declaration.encodes_own_output and publishes_as_encoded(task, take):
             # A CPU generator that encodes as it draws (the draft): the encode is its work, so
             # it publishes here rather than handing raw frames to another process.
             with tempfile.TemporaryDirectory(prefix="previz-take-") as folder:
                 media = Path(folder) / MEDIA_NAME
                 drawn = self.generator.render_take(
-                    task, media, images=self._image_source(images), progress=on_step,
+                    task, media, images=self._image_source(images, task), progress=on_step,
                     attempt=attempt)
                 finished = time.time()
                 published = publish_encoded(
@@ -163,7 +171,7 @@ class RenderWorker:
             return Rendered(started, finished, load_seconds, self.node_id, publish=[],
                             ledger_error=published["ledger_error"])
         result = self.generator.generate(
-            task, images=self._image_source(images), progress=on_step, attempt=attempt)
+            task, images=self._image_source(images, task), progress=on_step, attempt=attempt)
         finished = time.time()
         if self.rank:  # the same frames as rank 0's, which publishes them
             return Rendered(started, finished, load_seconds, self.node_id, publish=[])
@@ -184,6 +192,7 @@ class RenderWorker:
             "load_seconds": timings["load_seconds"],
             "gpus": self.gang if self.gang > 1 else len(ray.get_gpu_ids()),
             "options": {k: v for k, v in options.items() if k != "faults"},
+            **({"controls": self._controls} if self._controls else {}),
         }
 
     def _ensure_loaded(self, task: ShotTask, options: dict[str, Any]) -> float:
@@ -222,12 +231,15 @@ class RenderWorker:
                 pass
         return "cpu"
 
-    def _image_source(self, images: dict[str, Any]):
+    def _image_source(self, images: dict[str, Any], task: ShotTask):
         """Conditioning images: storyboard files shipped by the driver, or the last frame of an
-        earlier take or segment, read back from the store."""
+        earlier take or segment, read back from the store; and videos (a layout, a mask) as the
+        task's frames (`_video`)."""
         from PIL import Image
 
-        def source(condition: Conditioning) -> Image.Image:
+        def source(condition: Conditioning):
+            if condition.video or condition.role in VIDEO_ROLES:
+                return self._video(condition, task, images)
             if condition.sha256 and condition.sha256 in images:
                 data = ray.get(images[condition.sha256])
                 return Image.open(io.BytesIO(data)).convert("RGB")
@@ -236,6 +248,65 @@ class RenderWorker:
             raise LookupError(f"no image for {condition.role} {condition.name or ''}")
 
         return source
+
+    def _video(self, condition: Conditioning, task: ShotTask, images: dict[str, Any]):
+        """A layout's control or source frames, or a mask's, for this task: retimed, sized and
+        extracted (generate/controls.py) once, then kept in the store under their content key
+        (`controls/`: the exact frames, and a preview for people) and read back from there.
+        A still mask is one picture."""
+        import numpy as np
+        from PIL import Image
+
+        from previz.generate.controls import (
+            control_frames,
+            control_key,
+            mask_frames,
+            video_frames,
+        )
+
+        if condition.role == "mask" and not condition.video:
+            still = Image.open(io.BytesIO(ray.get(images[condition.sha256]))).convert("RGB")
+            fitted = np.asarray(still.resize((task.width, task.height)))[None]
+            return Image.fromarray(mask_frames(fitted)[0])
+        control = "mask" if condition.role == "mask" else condition.control or "video"
+        key = control_key(condition.sha256 or condition.from_key or "", control, task.fps,
+                          task.width, task.height, condition.first_frame, task.num_frames)
+        store = self._open_store()
+        folder = f"controls/{key[:2]}/{key}"
+        if store.exists(f"{folder}/{CONTROL_NAME}"):
+            frames = np.load(io.BytesIO(store.get_bytes(f"{folder}/{CONTROL_NAME}")))["frames"]
+        else:
+            with tempfile.TemporaryDirectory(prefix="previz-layout-") as scratch:
+                path = Path(scratch) / "source"
+                if condition.from_key:  # the shot's animatic, from the store
+                    from previz.store.takes import fetch_take_media
+
+                    path = fetch_take_media(store, condition.from_key, path.with_suffix(".mp4"))
+                else:
+                    path.write_bytes(ray.get(images[condition.sha256]))
+                raw = video_frames(path, task.fps, task.width, task.height,
+                                   condition.first_frame, task.num_frames)
+                frames = mask_frames(raw) if control == "mask" else control_frames(raw, control)
+                if self.rank == 0:
+                    self._keep_control(store, folder, frames, task)
+        self._controls.append({"role": condition.role, "control": control,
+                               "key": key, "preview": f"{folder}/{PREVIEW_NAME}"})
+        return [Image.fromarray(frame) for frame in frames]
+
+    @staticmethod
+    def _keep_control(store, folder: str, frames, task: ShotTask) -> None:
+        import numpy as np
+
+        from previz.media.encode import encode_take
+
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, frames=frames)
+        with tempfile.TemporaryDirectory(prefix="previz-control-") as scratch:
+            preview = Path(scratch) / PREVIEW_NAME
+            encode_take(frames, Fraction(task.fps).limit_denominator(1001), preview,
+                        width=task.width, height=task.height)
+            store.put_file(f"{folder}/{PREVIEW_NAME}", preview, create_only=True)
+        store.put_bytes(f"{folder}/{CONTROL_NAME}", buffer.getvalue(), create_only=True)
 
     def _last_frame(self, key: str):
         return last_frame_of(self._open_store(), key)

@@ -79,6 +79,11 @@ IMAGE_SIBLINGS: dict[str, str] = {
     "WanPipeline": "WanImageToVideoPipeline",
     "SkyReelsV2DiffusionForcingPipeline": "SkyReelsV2DiffusionForcingImageToVideoPipeline",
 }
+# A text pipeline whose weights also do video-to-video (a layout's own pictures, restyled).
+VIDEO_SIBLINGS: dict[str, str] = {"WanPipeline": "WanVideoToVideoPipeline"}
+# Video-to-video at a layout's strength 1 is generated again from 60% of the way to noise: its
+# staging and camera hold, its surfaces follow the prompt.
+SOURCE_HOLD = 0.6
 # Image-to-video pipelines that hand the transformer the image's latents as extra input channels
 # (in_channels > out_channels), which is how I2V weights differ from T2V weights of one lineage.
 # A last frame there takes weights trained for it (first-and-last-frame: pos_embed_seq_len set).
@@ -475,8 +480,10 @@ class DiffusersGenerator:
 
         started = time.monotonic()
         warnings = list(self.load_warnings)
-        first, last, references = self._pictures(task, images)
-        pipe = self._pipeline_for(first is not None or last is not None)
+        first, last, references, videos = self._pictures(task, images)
+        pipe = (self._pipeline_for(first is not None or last is not None)
+                if "source_video" not in videos or self.spec.can(Ability.MASK)
+                else self._video_sibling())
         parameters = _call_parameters(pipe)
         self._check_trained_size(task, pipe)
         family = self.spec.family
@@ -503,6 +510,8 @@ class DiffusersGenerator:
         elif task.prompt.strip():
             warnings.append(f"{self.spec.pipeline} takes no text: the prompt is not used")
         self._add_pictures(kwargs, parameters, pipe, task, first, last, references)
+        if videos:
+            self._add_videos(kwargs, parameters, pipe, task, first, last, videos)
         if "frame_rate" in parameters:
             kwargs["frame_rate"] = round(task.fps)
         if "fps" in parameters:
@@ -610,7 +619,25 @@ class DiffusersGenerator:
         firsts, lasts, references = fetch("first_image"), fetch("last_image"), fetch("reference")
         first = fit_image(firsts[0], task.width, task.height) if firsts else None
         last = fit_image(lasts[0], task.width, task.height) if lasts else None
-        return first, last, references
+        return first, last, references, self._videos(task, images)
+
+    def _videos(self, task: ShotTask, images: ImageSource) -> dict[str, Any]:
+        """A layout's control or source frames and a mask's, by role: each a list of the
+        task's frame count (the worker retimes and extracts them: generate/controls.py), or one
+        picture for a still mask."""
+        videos: dict[str, Any] = {}
+        for role, ability in (("control_video", Ability.CONTROL_VIDEO),
+                              ("source_video", Ability.SOURCE_VIDEO), ("mask", Ability.MASK)):
+            for condition in task.conditioning_for(role):
+                if not (self.spec.can(ability) or (role == "source_video"
+                                                   and self.spec.can(Ability.MASK))):
+                    raise GeneratorError(
+                        f"{task.shot_id}: model {self.spec.name} cannot be conditioned on a "
+                        f"{role.replace('_', ' ')} — choose a model that can (see `previz "
+                        "models`)")
+                videos[role] = images(condition)
+                videos[role + ":strength"] = condition.strength
+        return videos
 
     def _pipeline_for(self, with_images: bool) -> Any:
         """The loaded pipeline, or its image-to-video sibling on the same weights."""
@@ -624,6 +651,54 @@ class DiffusersGenerator:
             self._siblings[sibling] = _sharing_components(getattr(diffusers, sibling),
                                                           self.pipe)
         return self._siblings[sibling]
+
+    def _video_sibling(self) -> Any:
+        """Video-to-video on the loaded text-to-video weights (WanVideoToVideoPipeline)."""
+        sibling = VIDEO_SIBLINGS.get(type(self.pipe).__name__)
+        if sibling is None:
+            raise GeneratorError(f"model {self.spec.name}: {type(self.pipe).__name__} has no "
+                                 "video-to-video sibling — use a model that takes a source video")
+        if sibling not in self._siblings:
+            import diffusers
+
+            self._siblings[sibling] = _sharing_components(getattr(diffusers, sibling),
+                                                          self.pipe)
+        return self._siblings[sibling]
+
+    def _add_videos(self, kwargs, parameters, pipe, task, first, last, videos) -> None:
+        """A layout and a mask: VACE's `video` and `mask` (a control video generated in full;
+        a plate or a still kept where the mask is black), or video-to-video's `video`."""
+        from PIL import Image
+
+        count = task.num_frames
+        if "mask" in parameters:  # Wan VACE
+            size = (task.width, task.height)
+            white, black = Image.new("L", size, 255), Image.new("L", size, 0)
+            if "mask" in videos:
+                plate = videos.get("source_video") or [first] * count
+                mask = videos["mask"]
+                mask = ([mask.convert("L")] * count if isinstance(mask, Image.Image)
+                        else [frame.convert("L") for frame in mask])
+                kwargs["video"], kwargs["mask"] = list(plate), mask
+                strength = videos.get("source_video:strength")
+            else:
+                kwargs["video"] = list(videos["control_video"])
+                kwargs["mask"] = [white] * count
+                if first is not None:  # kept frames at the ends, as keyframes are
+                    kwargs["video"][0], kwargs["mask"][0] = first, black
+                if last is not None:
+                    kwargs["video"][-1], kwargs["mask"][-1] = last, black
+                strength = videos.get("control_video:strength")
+            if strength is not None and "conditioning_scale" in parameters:
+                kwargs["conditioning_scale"] = strength
+        elif "video" in parameters and "source_video" in videos:  # video-to-video
+            kwargs["video"] = list(videos["source_video"])
+            strength = videos.get("source_video:strength") or 1.0
+            # how far from noise it is generated again: all the way at strength 0, 40% at 1 —
+            # and at least one of its steps (the pipeline runs int(steps x strength) of them)
+            kwargs["strength"] = max(1.0 - SOURCE_HOLD * strength, 1.0 / max(1, task.steps))
+        else:
+            raise GeneratorError(f"{task.shot_id}: {type(pipe).__name__} takes no video")
 
     def _add_pictures(self, kwargs, parameters, pipe, task, first, last, references) -> None:
         name = type(pipe).__name__
@@ -641,7 +716,7 @@ class DiffusersGenerator:
         elif "reference_images" in parameters:  # Wan VACE
             if references:
                 kwargs["reference_images"] = references
-            if first is not None or last is not None:
+            if first is not None or last is not None:  # (with a layout: `_add_videos`)
                 kwargs["video"], kwargs["mask"] = _vace_keyframes(first, last, task)
         elif "image" in parameters:
             if first is None:

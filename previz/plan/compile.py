@@ -36,7 +36,7 @@ from previz.plan.types import (
 )
 from previz.storyboard.checks import PROMPT_NAME
 from previz.storyboard.errors import did_you_mean, field_name
-from previz.storyboard.model import Shot, Storyboard, parse_size
+from previz.storyboard.model import LAYOUT_ANIMATIC, Shot, Storyboard, parse_size
 from previz.storyboard.timing import frames_of
 
 __all__ = ["plan_from_storyboard", "KEY_VERSION", "reduced_steps"]
@@ -139,6 +139,13 @@ class _Compiler:
             needs.add(Ability.FIRST_IMAGE)
         if shot.last_image:
             needs.add(Ability.LAST_IMAGE)
+        if not self._check_layout(shot, index):
+            return None
+        if shot.mask:
+            needs.add(Ability.MASK)  # over a still (image:) or a plate (layout: control: video)
+        elif shot.layout:
+            needs.add(Ability.SOURCE_VIDEO if shot.layout.control == "video"
+                      else Ability.CONTROL_VIDEO)
         if has_references and references_mode != "text":
             needs.add(Ability.REFERENCE)
         frames = frames_of(shot.duration, self.fps)
@@ -155,7 +162,7 @@ class _Compiler:
         needed = _source_frames_needed(frames, source_fps, self.fps)
         segment_frames = _segments(spec, needed)
         size = self._generation_size(index, shot, spec)
-        if size is None:
+        if size is None or not self._check_videos(shot, index, size, frames):
             return None
         steps = self.setting(shot, index, "steps")[0] or spec.default_steps
         guidance = self.setting(shot, index, "guidance")[0]
@@ -183,6 +190,61 @@ class _Compiler:
             revision=weights.revision if weights else spec.revision,
             notes=notes,
         )
+
+    def _check_layout(self, shot: Shot, index: int) -> bool:
+        """What a layout and a mask may be combined with: a model takes one video."""
+        mask, layout = shot.mask, shot.layout
+        where = ("shots", index, "mask")
+        if mask and layout is not None and layout.control != "video":
+            self.problem(where, f"{field_name(where)}: {mask!r} with a layout of control: "
+                         f"{layout.control} — a model takes one video: the layout's "
+                         f"{layout.control} or a masked plate; use control: video (the layout "
+                         "is the plate the mask is cut from), or drop mask:")
+            return False
+        if mask and layout is not None and shot.image:
+            self.problem(where, f"{field_name(where)}: {mask!r} with both image: and layout: — "
+                         "a mask is cut from one picture; drop image: (inpaint the layout) or "
+                         "layout: (a cinemagraph of the still)")
+            return False
+        if mask and layout is None and not shot.image:
+            self.problem(where, f"{field_name(where)}: {mask!r} masks nothing — give image: (a "
+                         "still: only the white region moves, a cinemagraph) or layout: with "
+                         "control: video (a plate to inpaint)")
+            return False
+        if layout is not None and layout.source == LAYOUT_ANIMATIC and shot.continues:
+            where = ("shots", index, "layout")
+            self.problem(where, f"{field_name(where)}: animatic with continue: — a shot's task "
+                         "waits on one take, and this one already waits on "
+                         f"{shot.continues}; lay it out from a file (a playblast) instead")
+            return False
+        return True
+
+    def _check_videos(self, shot: Shot, index: int, size: tuple[int, int], frames: int) -> bool:
+        """A layout or video mask long enough for the shot, and a mask of the shot's aspect."""
+        needed = float(frames / self.fps)
+        good = True
+        named = [(shot.layout.source, ("shots", index, "layout"))] if (
+            shot.layout is not None and shot.layout.source != LAYOUT_ANIMATIC) else []
+        if shot.mask:
+            named.append((shot.mask, ("shots", index, "mask")))
+        for relative, loc in named:
+            checked = self.board.file(relative)
+            # (half a frame of slack: a header's length is rounded to 10 ms)
+            if checked.seconds is not None and checked.seconds + 0.5 / float(self.fps) < needed:
+                self.problem(loc, f"{field_name(loc)}: {relative!r} is {checked.seconds:.2f} s "
+                             f"and the shot {needed:.2f} s — frame i of the shot is drawn from "
+                             "its frame at the same time; export it as long as the shot, or "
+                             "shorten the shot")
+                good = False
+        if shot.mask:
+            checked, loc = self.board.file(shot.mask), ("shots", index, "mask")
+            width, height = checked.size
+            if abs(width * size[1] - height * size[0]) > 0.01 * height * size[0]:
+                self.problem(loc, f"{field_name(loc)}: {shot.mask!r} is {width}x{height}, not "
+                             f"the shot's aspect ({size[0]}x{size[1]}) — a mask is laid over "
+                             "the whole frame: make it that shape")
+                good = False
+        return good
 
     def _placement(self, shot: Shot, index: int, spec: ModelSpec, options: dict[str, Any],
                    frames: int, size: tuple[int, int]) -> tuple[int, ...] | None:
@@ -333,7 +395,10 @@ class _Compiler:
         key_options = {k: v for k, v in sorted(item.options.items())
                        if k not in self.pixel_neutral}
         tasks: list[ShotTask] = []
+        first_frame = 0  # of the take's generated frames, where this segment's begin
         for segment, num_frames in enumerate(item.segment_frames):
+            if segment:
+                first_frame += item.segment_frames[segment - 1] - 1  # (each repeats one)
             conditioning: list[Conditioning] = []
             depends_on = None
             if segment == 0 and shot.image:
@@ -347,6 +412,10 @@ class _Compiler:
             if shot.last_image and segment == len(item.segment_frames) - 1:
                 conditioning.append(self._file_condition("last_image", shot.last_image))
             conditioning.extend(references)
+            videos = self._videos(item, first_frame)
+            conditioning.extend(videos)
+            if segment == 0 and any(c.from_key for c in videos) and depends_on is None:
+                depends_on = next(c.from_key for c in videos if c.from_key)  # the animatic
             fields = dict(
                 shot_id=shot.id, take=number, segment=segment,
                 segments=len(item.segment_frames), generator=spec.generator, model=spec.name,
@@ -374,7 +443,7 @@ class _Compiler:
                                 "dialogue", "sound")},
                 # what a generator that makes sound voices (absent otherwise: keys unchanged)
                 **{k: fields[k] for k in ("dialogue", "sound") if fields.get(k)},
-                "conditioning": [c.model_dump(exclude={"path"}) for c in conditioning],
+                "conditioning": [_key_fields(c) for c in conditioning],
                 "camera": fields["camera"].model_dump(),
                 "title": (shot.id, shot.notes) if declaration.title_in_pixels else None,
                 "options": key_options,
@@ -392,6 +461,33 @@ class _Compiler:
         return TakePlan(key=take_key, shot_id=shot.id, take=number, seed=seed,
                         selected=number == shot.select, tasks=tuple(tasks), retime=retime,
                         width=width, height=height)
+
+    def _videos(self, item: _ResolvedShot, first_frame: int) -> list[Conditioning]:
+        """A shot's layout and mask as the model takes them (none for a model that takes
+        neither: a draft of the shot draws it without them)."""
+        shot, spec = item.shot, item.spec
+        videos: list[Conditioning] = []
+        layout = shot.layout
+        if layout is not None and (spec.can(Ability.CONTROL_VIDEO) or spec.can(
+                Ability.SOURCE_VIDEO) or spec.can(Ability.MASK)):
+            role = "source_video" if layout.control == "video" else "control_video"
+            if layout.source == LAYOUT_ANIMATIC:
+                source = Conditioning(role=role, from_key=self._animatic_key(item))
+            else:
+                source = self._file_condition(role, layout.source)
+            videos.append(source.model_copy(update={
+                "control": layout.control, "strength": layout.strength,
+                "first_frame": first_frame, "video": True}))
+        if shot.mask and spec.can(Ability.MASK):
+            mask = self._file_condition("mask", shot.mask)
+            videos.append(mask.model_copy(update={
+                "first_frame": first_frame, "video": self.board.file(shot.mask).seconds
+                is not None}))
+        return videos
+
+    def _animatic_key(self, item: _ResolvedShot) -> str:
+        """The key of the shot's draft take (its fallback): a layout of `animatic` is it."""
+        return self._take(self._as_draft(item), item.shot.select, continued_key=None).key
 
     def _file_condition(self, role: str, relative: str, name: str | None = None) -> Conditioning:
         checked = self.board.file(relative)
@@ -510,6 +606,16 @@ class _Compiler:
         )
 
 
+# Fields a take key has always had; the others (a layout's, a mask's) only where they are set,
+# so the keys of takes conditioned on pictures alone stay as they were.
+_CONDITIONING_KEY = frozenset({"role", "sha256", "from_key", "name"})
+
+
+def _key_fields(condition: Conditioning) -> dict[str, Any]:
+    return {name: value for name, value in condition.model_dump(exclude={"path"}).items()
+            if name in _CONDITIONING_KEY or value != Conditioning.model_fields[name].default}
+
+
 def _source_frames_needed(cut_frames: int, source_fps: Fraction, cut_fps: Fraction) -> int:
     """Generated frames needed so that every cut frame has a source frame (see Retime)."""
     return int((cut_frames - 1) * source_fps / cut_fps + Fraction(1, 2)) + 1
@@ -605,4 +711,10 @@ def _why(shot: Shot, needs: set[Ability]) -> str:
         reasons.append("last_image:")
     if Ability.REFERENCE in needs:
         reasons.append("a character with reference images and references: required")
+    if Ability.CONTROL_VIDEO in needs:
+        reasons.append(f"layout: with control: {shot.layout.control}")
+    if Ability.SOURCE_VIDEO in needs:
+        reasons.append("layout: with control: video")
+    if Ability.MASK in needs:
+        reasons.append("mask:")
     return ", ".join(reasons)

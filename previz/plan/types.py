@@ -30,15 +30,23 @@ class _Frozen(BaseModel):
 
 
 class Conditioning(_Frozen):
-    """An image a task is conditioned on: a file from the storyboard, or another task's last frame."""
+    """A picture a task is conditioned on: a file from the storyboard, or another task's last
+    frame; or a video (a layout, a mask), from the storyboard or a take (the shot's animatic),
+    sampled at the task's rate from `first_frame` on (see `video_frames`)."""
 
-    role: Literal["first_image", "last_image", "reference"]
+    role: Literal["first_image", "last_image", "reference", "control_video", "source_video",
+                  "mask"]
     path: str | None = Field(default=None, description="absolute path of a storyboard file")
     sha256: str | None = Field(default=None, description="hash of the file's bytes")
     from_key: str | None = Field(
         default=None, description="key of the task or take whose last frame (as seen) this is"
     )
     name: str | None = Field(default=None, description="the character or location it depicts")
+    control: str | None = Field(default=None, description="what of a layout steers the model")
+    strength: float | None = Field(default=None, description="how firmly a layout holds")
+    first_frame: int = Field(default=0, description="a video's frame (at the task's rate) its "
+                                                     "first frame takes: a later segment's")
+    video: bool = Field(default=False, description="a video (else one picture, for a mask)")
 
 
 class CameraSpec(_Frozen):
@@ -246,6 +254,14 @@ class RenderPlan(_Frozen):
 
     def takes(self) -> list[TakePlan]:
         return [take for shot in self.shots for take in shot.takes]
+
+    def needed_takes(self) -> list[TakePlan]:
+        """The takes, and the shots' drafts that takes wait on (a layout drawn from a shot's
+        own animatic)."""
+        takes = self.takes()
+        waited_on = {task.depends_on for take in takes for task in take.tasks}
+        return takes + [shot.fallback for shot in self.shots
+                         if shot.fallback is not None and shot.fallback.key in waited_on]
 
     @property
     def fps_fraction(self) -> Fraction:

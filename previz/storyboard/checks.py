@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from previz.storyboard.errors import did_you_mean, field_name
-from previz.storyboard.model import MAX_SHOT_SECONDS, Storyboard
+from previz.storyboard.model import LAYOUT_ANIMATIC, MAX_SHOT_SECONDS, Storyboard
 from previz.storyboard.timing import frames_of
 
 __all__ = ["StoryboardFile", "CheckedFiles", "check_storyboard", "check_named_files",
@@ -22,9 +22,11 @@ __all__ = ["StoryboardFile", "CheckedFiles", "check_storyboard", "check_named_fi
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_AUDIO_BYTES = 500 * 1024 * 1024
+MAX_VIDEO_BYTES = 500 * 1024 * 1024
 MAX_PIXELS = 50_000_000
 IMAGE_FORMATS = {"PNG", "JPEG", "WEBP"}
 AUDIO_SUFFIXES = {".wav", ".aif", ".aiff", ".flac", ".mp3", ".m4a", ".aac"}
+VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 PROMPT_NAME = re.compile(r"\{([^{}]*)\}")
 # A Hugging Face repository id: organisation/name.
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -40,7 +42,7 @@ class StoryboardFile:
     path: str  # absolute, resolved
     sha256: str
     size: tuple[int, int] | None  # pixels, for images
-    seconds: float | None = None  # length, for a shot's sound file
+    seconds: float | None = None  # length, for a shot's sound file or a video
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def check_storyboard(board: Storyboard) -> tuple[list[Issue], CheckedFiles]:
     issues += _check_shots(board)
     files, file_issues = check_named_files(board.model_dump(
         by_alias=True, include={"characters": True, "locations": True, "audio": True,
-                                "shots": {"__all__": {"image", "last_image", "audio"}}}),
+                                "shots": {"__all__": {"image", "last_image", "audio", "layout",
+                                                      "mask"}}}),
         board.folder)
     issues += file_issues
     weights, weight_issues = _check_weights(board)
@@ -272,6 +275,17 @@ def _named_files(data: Any) -> Iterator[tuple[tuple, str, str]]:
         sound = shot.get("audio") if isinstance(shot, dict) else None
         if isinstance(sound, str) and sound not in SHOT_AUDIO_MODES:
             yield ("shots", index, "audio"), sound, "shot_audio"
+        layout = shot.get("layout") if isinstance(shot, dict) else None
+        if isinstance(layout, dict):
+            layout, where = layout.get("source"), ("shots", index, "layout", "source")
+        else:
+            where = ("shots", index, "layout")
+        if isinstance(layout, str) and layout != LAYOUT_ANIMATIC:
+            yield where, layout, "video"
+        mask = shot.get("mask") if isinstance(shot, dict) else None
+        if isinstance(mask, str):
+            yield ("shots", index, "mask"), mask, (
+                "video" if PurePosixPath(mask).suffix.lower() in VIDEO_SUFFIXES else "image")
     if isinstance(data.get("audio"), str):
         yield ("audio",), data["audio"], "audio"
 
@@ -320,7 +334,8 @@ def _checked_file(folder: Path, relative: str, kind: str) -> StoryboardFile:
     if not resolved.is_file():
         raise _FileProblem("is not a file")
     size = resolved.stat().st_size
-    limit = MAX_AUDIO_BYTES if kind in ("audio", "shot_audio") else MAX_FILE_BYTES
+    limit = (MAX_AUDIO_BYTES if kind in ("audio", "shot_audio") else
+             MAX_VIDEO_BYTES if kind == "video" else MAX_FILE_BYTES)
     if size > limit:
         raise _FileProblem(
             f"is {size / 2**20:.1f} MB, over the {limit // 2**20} MB limit — use a smaller file"
@@ -332,6 +347,12 @@ def _checked_file(folder: Path, relative: str, kind: str) -> StoryboardFile:
             )
         seconds = _check_audio(resolved, relative, whole=kind == "shot_audio")
         return StoryboardFile(relative, str(resolved), _sha256_of(resolved), None, seconds)
+    if kind == "video":
+        if resolved.suffix.lower() not in VIDEO_SUFFIXES:
+            raise _FileProblem(
+                f"is not a video file — use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+        size, seconds = _check_video(resolved, relative)
+        return StoryboardFile(relative, str(resolved), _sha256_of(resolved), size, seconds)
     data = resolved.read_bytes()
     pixels = _image_size(data)
     return StoryboardFile(relative, str(resolved), hashlib.sha256(data).hexdigest(), pixels)
@@ -386,6 +407,44 @@ def _check_audio(path: Path, relative: str, whole: bool = False) -> float | None
     if max(samples, default=0) <= 1 and min(samples, default=0) >= -1:
         raise _FileProblem("is silent — give the shot's sound, or write audio: none")
     return len(samples) / 8000
+
+
+_VIDEO_FIX = "export it again as H.264 or ProRes (MP4 or MOV)"
+_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+_VIDEO_SIZE = re.compile(r"Stream #\d+:\d+.*?: Video: .*?[ ,](\d{2,5})x(\d{2,5})[ ,\[]")
+
+
+def _check_video(path: Path, relative: str) -> tuple[tuple[int, int], float]:
+    """Decode the first frame of the file's first video stream with the ffmpeg binary (as
+    audio is checked): a file that is not a decodable video is refused where it is named.
+    Returns its size and its length in seconds (from its header)."""
+    import subprocess
+
+    from previz.media.encode import ffmpeg_exe
+
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0",
+               "-frames:v", "1", "-f", "null", "-"]
+    try:
+        result = subprocess.run(command, capture_output=True, timeout=AUDIO_PROBE_SECONDS,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        raise _FileProblem(f"could not be decoded within {AUDIO_PROBE_SECONDS} s — "
+                           f"{_VIDEO_FIX}") from None
+    except OSError as error:
+        raise _FileProblem(f"could not be checked: ffmpeg did not start ({error.strerror}) — "
+                           "set PREVIZ_FFMPEG to an ffmpeg binary") from None
+    log = result.stderr.decode("utf-8", "replace")
+    if result.returncode != 0:
+        if "matches no streams" in log:
+            raise _FileProblem(f"has no video stream (a sound file?) — {_VIDEO_FIX}")
+        raise _FileProblem(f"is not a decodable video ({_ffmpeg_reason(log, path, relative)})"
+                           f" — {_VIDEO_FIX}")
+    size, duration = _VIDEO_SIZE.search(log), _DURATION.search(log)
+    if size is None or duration is None or "frame=    0" in log:
+        raise _FileProblem(f"holds no picture ffmpeg can read — {_VIDEO_FIX}")
+    hours, minutes, seconds = duration.groups()
+    return ((int(size.group(1)), int(size.group(2))),
+            int(hours) * 3600 + int(minutes) * 60 + float(seconds))
 
 
 def _ffmpeg_reason(log: str, path: Path, relative: str) -> str:

@@ -40,6 +40,8 @@ __all__ = [
     "Camera",
     "Transition",
     "Settings",
+    "Layout",
+    "LAYOUT_ANIMATIC",
     "Character",
     "Location",
     "Weights",
@@ -331,6 +333,30 @@ class Location(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+LAYOUT_ANIMATIC = "animatic"
+
+
+class Layout(_Strict):
+    """A video that fixes the shot's camera and staging, and how it reaches the model."""
+
+    source: str = Field(
+        min_length=1, max_length=1024,
+        description="a video beside the storyboard (a playblast or greybox render from Maya, "
+        "Unreal or Blender, a phone recording), or `animatic`: the shot's own draft take, which "
+        "already draws its camera move")
+    control: Literal["edges", "gray", "video"] = Field(
+        default="edges",
+        description="what of it steers the model: edges (outlines), gray (grey levels) — a "
+        "control video for a model that takes one (Wan VACE) — or video: its own pictures, "
+        "restyled by the prompt (video-to-video)")
+    strength: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=1.0, description="how firmly the layout holds (1: fully)")
+
+
+def _layout(value: Any) -> Any:
+    return {"source": value} if isinstance(value, str) else value
+
+
 def _location(value: Any) -> Any:
     return {"description": value} if isinstance(value, str) else value
 
@@ -368,6 +394,14 @@ class Shot(Settings):
         default_factory=list, description='lines by character: - KEEPER: "Not tonight."')
     sound: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS,
                               description="effects and ambience, in words")
+    layout: Annotated[Layout, BeforeValidator(_layout, json_schema_input_type=str | Layout)
+                      ] | None = Field(
+        default=None, description="a video that fixes camera and staging: greybox/sh0040.mp4, "
+        "animatic, or {source, control: edges|gray|video, strength}")
+    mask: RelPath | None = Field(
+        default=None, description="an image or video of the shot's aspect: white is generated, "
+        "black kept — with image: a cinemagraph (only the white region moves), with a layout "
+        "of control: video an inpainted plate")
     audio: str = Field(
         default="generated", min_length=1, max_length=1024,
         description="generated (the model's own sound, if it makes any), none (silent), or a "

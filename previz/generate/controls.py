@@ -1,0 +1,97 @@
+"""Layouts and masks as a model takes them.
+
+A layout (a playblast, a greybox render, a phone recording, or the shot's own animatic) is
+retimed to the task's frames by time: generated frame i (at the model's rate, counted from the
+take's first generated frame) shows the layout frame on screen in the middle of its interval,
+at (i + 1/2) / rate seconds — frame floor((i + 1/2) x layout rate / rate) of a constant-rate
+file. ffmpeg's `fps` filter picks it from the file's own timestamps, so a 23.976 fps playblast
+drives a 16 fps model without drift. It is scaled to cover the task's size and
+cropped at the centre (as conditioning images are fitted). Past the layout's end (a model's
+frame count can run a few frames past the shot's) its last frame holds.
+
+What of it steers the model: `edges` (the outlines of its staging and camera, white on black:
+Sobel gradients of its luminance, thresholded), `gray` (its grey levels), or `video` (its own
+pictures, for video-to-video). A mask is white where the model generates and black where the
+source is kept. Numpy and the ffmpeg binary only: no weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from previz.generate.errors import GeneratorError
+
+__all__ = ["CONTROL_VERSION", "video_frames", "control_frames", "mask_frames", "control_key"]
+
+# Bump when what an extractor makes changes: cached control videos are keyed by it.
+CONTROL_VERSION = "1"
+EDGE_THRESHOLD = 0.12  # of the strongest gradient a frame can have
+
+
+def video_frames(path: str | Path, fps: float, width: int, height: int, first: int,
+                 count: int) -> np.ndarray:
+    """Frames first .. first + count - 1 of the video at `fps`, width x height, (T, H, W, 3)."""
+    from previz.media.encode import ffmpeg_exe, pipe_rgb_frames
+
+    rate = Fraction(fps).limit_denominator(1001)
+    args = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path),
+            "-map", "0:v:0", "-vf",
+            f"fps={rate.numerator}/{rate.denominator},"
+            f"scale={width}:{height}:force_original_aspect_ratio=increase:flags=bicubic,"
+            f"crop={width}:{height},setsar=1",
+            "-frames:v", str(first + count), "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:"]
+    frames = list(pipe_rgb_frames(args, width, height, Path(path).name, error=GeneratorError))
+    if not frames:
+        raise GeneratorError(f"{Path(path).name}: no frames could be decoded")
+    frames = frames[first:first + count] or frames[-1:]
+    frames += [frames[-1]] * (count - len(frames))
+    return np.stack(frames)
+
+
+def control_frames(frames: np.ndarray, control: str) -> np.ndarray:
+    """What of a layout steers the model, as (T, H, W, 3) uint8."""
+    if control == "video":
+        return frames
+    luminance = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if control == "gray":
+        grey = np.clip(luminance, 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if control == "edges":
+        return np.repeat(_edges(luminance)[..., None], 3, axis=-1)
+    raise GeneratorError(f"no control {control!r}: edges, gray or video")
+
+
+def _edges(luminance: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude per frame, thresholded: 255 on an edge, 0 elsewhere."""
+    padded = np.pad(luminance, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    window = {(dy, dx): padded[:, 1 + dy:padded.shape[1] - 1 + dy, 1 + dx:padded.shape[2] - 1 + dx]
+              for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    gx = (window[-1, 1] + 2 * window[0, 1] + window[1, 1]
+          - window[-1, -1] - 2 * window[0, -1] - window[1, -1])
+    gy = (window[1, -1] + 2 * window[1, 0] + window[1, 1]
+          - window[-1, -1] - 2 * window[-1, 0] - window[-1, 1])
+    magnitude = np.hypot(gx, gy)
+    strongest = 4 * 255 * np.sqrt(2)  # a black-to-white step under the kernel
+    return np.where(magnitude > EDGE_THRESHOLD * strongest, 255, 0).astype(np.uint8)
+
+
+def mask_frames(frames: np.ndarray) -> np.ndarray:
+    """A mask's frames as pure white (generated) and black (kept), (T, H, W, 3) uint8."""
+    luminance = frames.astype(np.float32).mean(axis=-1)
+    binary = np.where(luminance >= 128, 255, 0).astype(np.uint8)
+    return np.repeat(binary[..., None], 3, axis=-1)
+
+
+def control_key(source: str, control: str, fps: float, width: int, height: int, first: int,
+                count: int) -> str:
+    """The content key of a control video: what it is made from (a file's sha256 or a take's
+    key), how, and which frames."""
+    payload = {"kind": "control", "version": CONTROL_VERSION, "source": source,
+               "control": control, "fps": str(Fraction(fps).limit_denominator(1001)),
+               "size": [width, height], "first": first, "count": count}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
