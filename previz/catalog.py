@@ -120,6 +120,10 @@ class ModelSpec:
     # It makes the shot's sound with its picture: a shot's dialogue and sound reach it (and
     # are part of its takes' keys); others' shots are heard only through an audio: file.
     makes_sound: bool = False
+    # It makes a still (one frame) as well as it makes a shot: trained on images as well as
+    # video (Wan, LTX-Video, HunyuanVideo), so a shot's keyframe still has the look, the cast and
+    # the weights of its motion pass, with nothing more to load (`previz render --stills`).
+    makes_stills: bool = False
     # One shot across several GPUs of a node with diffusers' context parallelism (Ulysses: each
     # GPU attends with whole heads over the full sequence). `attention_heads` must divide by the
     # gang size (None: any size, the synthetic model); `tokens` is how generated frames and
@@ -203,6 +207,7 @@ def _wan_split(heads: int, resident_gb: float) -> dict[str, object]:
 def _spec(name: str, family: str, pipeline: str | None, repo: str | None, abilities, **kw) -> ModelSpec:
     defaults = dict(
         generator="diffusers",
+        makes_stills=True,
         fps=16.0,
         frames=_WAN_FRAMES,
         size_multiple=16,
@@ -303,12 +308,12 @@ _ENTRIES: list[ModelSpec] = [
     _spec("cogvideox-5b", "cogvideox-5b", "CogVideoXPipeline", "THUDM/CogVideoX-5b", {T},
           fps=8.0, frames=FrameRule(48, 1, 49), size_multiple=8, default_size=(720, 480),
           max_pixels=720 * 480, gpu_memory_gb=24.0, cost_per_frame_step=180 / (49 * 50),
-          load_seconds=40.0, default_steps=50, default_guidance=6.0, text_tokens=226),
+          load_seconds=40.0, default_steps=50, default_guidance=6.0, text_tokens=226, makes_stills=False),
     _spec("cogvideox-5b-i2v", "cogvideox-5b", "CogVideoXImageToVideoPipeline",
           "THUDM/CogVideoX-5b-I2V", {T, FIRST}, fps=8.0, frames=FrameRule(48, 1, 49),
           size_multiple=8, default_size=(720, 480), max_pixels=720 * 480, gpu_memory_gb=24.0,
           cost_per_frame_step=180 / (49 * 50), load_seconds=40.0, default_steps=50,
-          default_guidance=6.0, fixed_size=True, text_tokens=226),
+          default_guidance=6.0, fixed_size=True, text_tokens=226, makes_stills=False),
     # HunyuanVideo
     _spec("hunyuanvideo", "hunyuanvideo", "HunyuanVideoPipeline",
           "hunyuanvideo-community/HunyuanVideo", {T}, fps=24.0, frames=FrameRule(4, 1, 129),
@@ -334,13 +339,13 @@ _ENTRIES: list[ModelSpec] = [
           "Skywork/SkyReels-V2-DF-1.3B-540P-Diffusers", {T, FIRST}, fps=24.0,
           frames=FrameRule(4, 1, 737), default_size=(960, 544), max_pixels=960 * 544,
           gpu_memory_gb=16.0, cost_per_frame_step=_WAN_1_3B_COST * 1.3, load_seconds=30.0,
-          default_steps=30, default_guidance=6.0),
+          default_steps=30, default_guidance=6.0, makes_stills=False),
     # Stable Video Diffusion: image-to-video only, no text.
     _spec("svd-xt", "svd", "StableVideoDiffusionPipeline",
           "stabilityai/stable-video-diffusion-img2vid-xt", {FIRST}, fps=7.0,
           frames=FrameRule(1, 0, 25), size_multiple=8, default_size=(1024, 576),
           max_pixels=1024 * 576, gpu_memory_gb=20.0, cost_per_frame_step=60 / (25 * 25),
-          load_seconds=20.0, default_steps=25, default_guidance=3.0, text_tokens=None),
+          load_seconds=20.0, default_steps=25, default_guidance=3.0, text_tokens=None, makes_stills=False),
 ]
 
 CATALOG: dict[str, ModelSpec] = {spec.name: spec for spec in _ENTRIES}

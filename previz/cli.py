@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--draft", action="store_true",
                         help="every shot as its draft animatic (same timing; CPU only, no "
                              "weights), marked draft in burn-ins, manifest and review page")
+    render.add_argument("--stills", action="store_true",
+                        help="one keyframe still per shot (its model, one frame), held for its "
+                             "length, for review before motion; `still: approved` on a shot "
+                             "makes its still the first frame of its motion pass")
     render.add_argument("--deadline", default=None, metavar="TIME",
                         help="a cut must exist by then: 07:00 (next time it is 07:00 here), "
                              "'Mon 07:00', '07:00 Europe/London' or 2026-11-22T07:00+00:00; "
@@ -252,9 +256,13 @@ def _render(args: argparse.Namespace) -> int:
     if args.draft and args.deadline:
         raise InvalidInput("--draft with --deadline: a draft render has nothing to put off — "
                            "drop one of them")
+    if args.stills and (args.draft or args.deadline):
+        raise InvalidInput(f"--stills with {'--draft' if args.draft else '--deadline'}: a "
+                           "render of stills is neither — drop one of them")
     deadline = _deadline_moment(args.deadline) if args.deadline else None
     return render_storyboard(args.storyboard, store=args.store, address=args.address, only=only,
-                             force=args.force, draft=args.draft, as_json=args.json,
+                             force=args.force, draft=args.draft, stills=args.stills,
+                             as_json=args.json,
                              deadline=deadline,
                              deadline_fallback=args.deadline_fallback,
                              editorial_media=args.editorial_media, retakes=args.retakes,

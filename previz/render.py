@@ -21,6 +21,7 @@ CUT_FILE_ROLES = ("review_copy", "otio", "edl", "xml", "contact_sheet")
 
 def render_storyboard(path: str, *, store: str | None = None, address: str | None = None,
                       only: list[str] | None = None, force: bool = False, draft: bool = False,
+                      stills: bool = False,
                       as_json: bool = False, deadline: float | None = None,
                       deadline_fallback: str = "draft", editorial_media: str | None = None,
                       retakes: bool = False, ignore_decisions: bool = False,
@@ -66,7 +67,8 @@ def render_storyboard(path: str, *, store: str | None = None, address: str | Non
             rendering = time.time()
             try:
                 report = render_plan(plan, store_uri, address=address, only=only, force=force,
-                                     draft=draft, settings=settings, display=display)
+                                     draft=draft, stills=stills, settings=settings,
+                                     display=display)
             finally:
                 display.close()
             if not any(shot.status.in_cut for shot in report.shots):
@@ -127,8 +129,8 @@ def _estimate_and_actual(plan, report, actual: dict[str, float]) -> dict[str, An
 
     todo = set(report.tasks_to_render)
     tasks = {task.key: task for shot in plan.shots
-             for take in (*shot.takes, shot.fallback, shot.reduced) if take is not None
-             for task in take.tasks if task.key in todo}  # a deadline's or --draft's too
+             for take in (*shot.takes, *shot.stand_ins())
+             for task in take.tasks if task.key in todo}  # a deadline's, --draft's, --stills
     expected = forecast(plan, tasks=tasks.values(),
                         shots=[s.id for s in report.shots if not s.cached],
                         lanes=report.lanes or None, embedded=report.embedded)

@@ -113,13 +113,16 @@ class _Shot:
         """Shows a deadline's stand-in (the draft animatic or the fewer-steps take), not the
         final take: marked wherever the shot appears, and upgraded by the next run."""
         return self.status == "draft" or (self.take is not None and self.take.key in {
-            t.key for t in (self.plan.fallback, self.plan.reduced) if t is not None})
+            t.key for t in self.plan.stand_ins()})
 
     @property
     def draft_label(self) -> str | None:
-        """DRAFT, or DRAFT 10/40 STEPS for a fewer-steps take."""
+        """DRAFT, DRAFT 10/40 STEPS for a fewer-steps take, or STILL for a keyframe still."""
         if not self.draft:
             return None
+        if self.take is not None and self.plan.still is not None and \
+                self.take.key == self.plan.still.key:
+            return "STILL"
         reduced = self.plan.reduced
         if reduced is not None and self.take is not None and self.take.key == reduced.key:
             final = self.plan.selected_take.final_task.steps
@@ -309,7 +312,7 @@ def _checked_shots(plan: RenderPlan, takes: Mapping[str, TakeMedia | None],
 
 
 def _take_of(shot: ShotPlan, given: TakeMedia, problems: list[str]) -> TakePlan:
-    candidates = list(shot.takes) + [t for t in (shot.fallback, shot.reduced) if t is not None]
+    candidates = list(shot.takes) + shot.stand_ins()
     if given.key is None:
         if given.status == "draft" and shot.fallback is not None:
             return shot.fallback
@@ -617,8 +620,8 @@ def _review_takes(shots: list[_Shot], take_status: Mapping[str, str]) -> list[li
         entries = [ReviewTake(t.take, t.seed, t.key, t.take == shot.plan.select, t.key == shown,
                               take_status.get(t.key, "unknown"))
                    for t in shot.plan.takes]
-        for stand_in in (shot.plan.fallback, shot.plan.reduced):
-            if stand_in is not None and stand_in.key == shown:
+        for stand_in in shot.plan.stand_ins():
+            if stand_in.key == shown:
                 entries.append(ReviewTake(stand_in.take, stand_in.seed, stand_in.key, False, True,
                                           take_status.get(stand_in.key, "draft"),
                                           draft=shot.draft_label))

@@ -43,6 +43,7 @@ __all__ = [
     "TakePublished", "PublishFailed", "Tick", "Stopped", "Event",
     "StartWorker", "Assign", "StopWorker", "Record", "StandIn", "Stop", "Action",
     "Dispatcher", "Snapshot", "RunningTask", "wanted_takes", "keys_of", "draft_takes",
+    "still_takes",
     "work_graph", "shot_outcomes",
     "PREFETCH_SECONDS", "MAX_ENCODES_PER_WORKER", "MAX_FAILED_STARTS", "STOP_WAIT_SECONDS",
 ]
@@ -997,8 +998,15 @@ def wanted_takes(plan: RenderPlan, only: Iterable[str] | None) -> set[str]:
 
 def keys_of(plan: RenderPlan, takes: set[str]) -> set[str]:
     """The take keys and their segments' task keys."""
-    known = {t.key: t for s in plan.shots for t in (*s.takes, s.fallback) if t is not None}
+    known = {t.key: t for s in plan.shots for t in (*s.takes, *s.stand_ins())}
     return takes | {task.key for key in takes if key in known for task in known[key].tasks}
+
+
+def still_takes(plan: RenderPlan, wanted: set[str]) -> set[str]:
+    """What `--stills` renders instead of the wanted takes: each shot's keyframe still (its
+    draft, for a shot whose panel is its still or whose model makes none)."""
+    return {(shot.still or shot.fallback or shot.selected_take).key for shot in plan.shots
+            if any(take.key in wanted for take in shot.takes)}
 
 
 def draft_takes(plan: RenderPlan, wanted: set[str]) -> set[str]:
@@ -1014,8 +1022,9 @@ def work_graph(plan: RenderPlan, done: set[str], wanted: set[str]) -> WorkGraph:
     graph = WorkGraph(plan, done_keys=done,
                       wanted_takes=wanted & {take.key for take in plan.needed_takes()})
     for shot in plan.shots:
-        if shot.fallback is not None and shot.fallback.key in wanted:
-            graph.add_take(shot.fallback, done=shot.fallback.key in done)
+        for take in (shot.fallback, shot.still):
+            if take is not None and take.key in wanted:
+                graph.add_take(take, done=take.key in done)
     return graph
 
 
@@ -1024,6 +1033,11 @@ def shot_outcomes(plan: RenderPlan, graph: WorkGraph, done_before: set[str],
     """How each shot came out: the take the cut shows, and why."""
     outcomes = []
     for shot in plan.shots:
+        if shot.still is not None and shot.still.key in wanted and not any(
+                take.key in wanted for take in shot.takes):  # --stills
+            outcomes.append(_outcome(shot, graph, shot.still, done_before, wanted,
+                                     stand_in="its keyframe still: --stills"))
+            continue
         if shot.fallback is not None and shot.fallback.key in wanted:  # --draft
             outcomes.append(_outcome(shot, graph, shot.fallback, done_before, wanted,
                                      stand_in="drawn as a draft: --draft"))

@@ -45,6 +45,7 @@ from previz.engine.dispatch import (
     draft_takes,
     keys_of,
     shot_outcomes,
+    still_takes,
     wanted_takes,
     work_graph,
 )
@@ -67,7 +68,8 @@ STOP_SETTLE_SECONDS = 10.0  # for killed workers' calls in flight to end, when a
 
 def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
                 only: Iterable[str] | None = None, force: bool = False, draft: bool = False,
-                settings: EngineSettings | None = None, display: Any = None) -> RenderReport:
+                stills: bool = False, settings: EngineSettings | None = None,
+                display: Any = None) -> RenderReport:
     """Render every take the cut needs that the store lacks.
 
     1. sweep what dead writers left in the store; choose the takes (--only, --draft) and find
@@ -90,6 +92,8 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
     wanted = wanted_takes(plan, only)
     if draft:
         wanted = draft_takes(plan, wanted)
+    elif stills:
+        wanted = still_takes(plan, wanted)
     forced = keys_of(plan, wanted) if force else set()
     done = _published_keys(store, plan, wanted, ignore=forced)
     graph = work_graph(plan, done, wanted)
@@ -116,7 +120,7 @@ def render_plan(plan: RenderPlan, store_uri: str, *, address: str | None = None,
         display.update(dispatcher.snapshot, final=True)
     # 4. the report
     take_status = {take.key: status for shot in plan.shots
-                   for take in (*shot.takes, shot.fallback, shot.reduced) if take is not None
+                   for take in (*shot.takes, *shot.stand_ins())
                    if (status := graph.take_status(take)) is not None}
     return RenderReport(
         run_id=run_id, shots=shot_outcomes(plan, graph, done, wanted),

@@ -94,12 +94,18 @@ class _ResolvedShot:
     weights: str | None
     revision: str | None
     notes: list[str] = field(default_factory=list)
+    # The variant that makes the shot's keyframe still (None: none is made), and whether this
+    # is the still being built (one frame, from the text and the cast alone).
+    still_spec: ModelSpec | None = None
+    still_weights: tuple[str | None, str | None] = (None, None)  # (weights, revision)
+    still: bool = False
 
 
 class _Compiler:
     def __init__(self, board: Storyboard, node_gpus: int | None = None):
         self.board = board
         self.node_gpus = node_gpus
+        self.stills: dict[str, TakePlan | None] = {}
         self.fps = board.fps_fraction
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
@@ -135,11 +141,11 @@ class _Compiler:
             self.board.locations[n].reference for n in locations)
 
         needs = {Ability.TEXT}
-        if shot.image or shot.continues:
+        if shot.image or shot.continues or shot.still:
             needs.add(Ability.FIRST_IMAGE)
         if shot.last_image:
             needs.add(Ability.LAST_IMAGE)
-        if not self._check_layout(shot, index):
+        if not self._check_layout(shot, index) or not self._check_still(shot, index):
             return None
         if shot.mask:
             needs.add(Ability.MASK)  # over a still (image:) or a plate (layout: control: video)
@@ -171,7 +177,14 @@ class _Compiler:
         gpus = self._placement(shot, index, spec, options, max(segment_frames), size)
         if gpus is None:
             return None
+        still_spec = None
+        if not shot.image:  # (a panel is its shot's still)
+            candidate = resolve_model(model_name, {Ability.TEXT} | (
+                {Ability.REFERENCE} if use_references else set()))[0]
+            still_spec = candidate if candidate is not None and candidate.makes_stills else None
         weights = self.board.weights_for(spec.name) or self.board.weights_for(model_name)
+        still_weights = (self.board.weights_for(still_spec.name) or self.board.weights_for(
+            model_name)) if still_spec is not None else None
         prompt = self._expand(shot.prompt)
         style = self.setting(shot, index, "style")[0]
         notes.extend(_prompt_cut(shot.id, spec, ", ".join(filter(None, (prompt, style))),
@@ -188,8 +201,26 @@ class _Compiler:
             use_references=use_references, options=options, gpus=gpus,
             weights=weights.path if weights else spec.repo,
             revision=weights.revision if weights else spec.revision,
-            notes=notes,
+            notes=notes, still_spec=still_spec,
+            still_weights=((still_weights.path, still_weights.revision) if still_weights
+                           else (still_spec.repo, still_spec.revision) if still_spec
+                           else (None, None)),
         )
+
+    def _check_still(self, shot: Shot, index: int) -> bool:
+        """An approved still starts the shot: not with another first frame."""
+        if not shot.still:
+            return True
+        other = "image:" if shot.image else "continue:" if shot.continues else None
+        if other is None and shot.layout is not None and shot.layout.source == LAYOUT_ANIMATIC:
+            other = "layout: animatic"
+        if other is None:
+            return True
+        where = ("shots", index, "still")
+        self.problem(where, f"{field_name(where)}: approved with {other} — the shot would start "
+                     f"from two first frames; drop still: (the {other.rstrip(':')} starts it) or "
+                     f"{other}")
+        return False
 
     def _check_layout(self, shot: Shot, index: int) -> bool:
         """What a layout and a mask may be combined with: a model takes one video."""
@@ -367,6 +398,7 @@ class _Compiler:
         by_id = {r.shot.id: r for r in resolved}
         takes: dict[str, list[TakePlan]] = {}
         reduced: dict[str, TakePlan | None] = {}
+        stills = self.stills
 
         def build(item: _ResolvedShot) -> list[TakePlan]:
             if item.shot.id in takes:
@@ -375,6 +407,10 @@ class _Compiler:
             if item.shot.continues:
                 parent = build(by_id[item.shot.continues])
                 continued_key = parent[by_id[item.shot.continues].shot.select - 1].key
+            still = self._still(item)
+            stills[item.shot.id] = still
+            if item.shot.still and still is not None:
+                continued_key = still.key  # the approved still starts the motion pass
             takes[item.shot.id] = [self._take(item, number, continued_key)
                                    for number in range(1, item.shot.takes + 1)]
             final = generator_declaration(item.spec.generator).final_quality
@@ -386,6 +422,21 @@ class _Compiler:
         for item in resolved:
             build(item)
         return takes, reduced
+
+    def _still(self, item: _ResolvedShot) -> TakePlan | None:
+        """The shot's keyframe still: one frame of the variant that makes it from the text and
+        the cast, of the selected take's seed, held for the shot's length."""
+        spec = item.still_spec
+        if spec is None:
+            return None
+        fps = Fraction(spec.fps).limit_denominator(1001) if spec.fps else self.fps
+        return self._take(replace(
+            item, spec=spec, source_fps=fps, segment_frames=[1], still=True,
+            steps=item.steps if spec.name == item.spec.name else (
+                self.setting(item.shot, item.index, "steps")[0] or spec.default_steps),
+            gpus=item.gpus if item.gpus == (0,) else (spec.gpus,),
+            weights=item.still_weights[0], revision=item.still_weights[1]),
+            item.shot.select, continued_key=None)
 
     def _take(self, item: _ResolvedShot, number: int, continued_key: str | None) -> TakePlan:
         shot, spec = item.shot, item.spec
@@ -409,10 +460,10 @@ class _Compiler:
             elif segment > 0:
                 conditioning.append(Conditioning(role="first_image", from_key=tasks[-1].key))
                 depends_on = tasks[-1].key
-            if shot.last_image and segment == len(item.segment_frames) - 1:
+            if shot.last_image and segment == len(item.segment_frames) - 1 and not item.still:
                 conditioning.append(self._file_condition("last_image", shot.last_image))
             conditioning.extend(references)
-            videos = self._videos(item, first_frame)
+            videos = [] if item.still else self._videos(item, first_frame)
             conditioning.extend(videos)
             if segment == 0 and any(c.from_key for c in videos) and depends_on is None:
                 depends_on = next(c.from_key for c in videos if c.from_key)  # the animatic
@@ -531,7 +582,7 @@ class _Compiler:
                 model=item.spec.name,
                 generator=item.spec.generator, prompt=shot.prompt, continues=shot.continues,
                 select=shot.select, takes=tuple(shot_takes), fallback=fallback,
-                reduced=reduced[shot.id], notes=shot.notes,
+                reduced=reduced[shot.id], still=self.stills.get(shot.id), notes=shot.notes,
                 estimate_seconds=sum(t.gpu_seconds_on(t.gpus) for take in shot_takes
                                      for t in take.tasks),
                 line=self.board.locate(("shots", item.index))[0],

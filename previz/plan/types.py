@@ -190,6 +190,10 @@ class ShotPlan(_Frozen):
     reduced: TakePlan | None = Field(
         default=None, description="the selected take at fewer steps: what a deadline renders "
                                   "instead when the render asks for fewer steps, not a draft")
+    still: TakePlan | None = Field(
+        default=None, description="one frame of the shot, held for its length: its keyframe "
+                                  "still (render --stills); None for a shot whose panel "
+                                  "(image:) is its still, or whose model makes none")
     notes: str | None = None
     estimate_seconds: float
     line: int = Field(default=0, description="line of the shot in the storyboard")
@@ -205,6 +209,11 @@ class ShotPlan(_Frozen):
     @property
     def selected_take(self) -> TakePlan:
         return self.takes[self.select - 1]
+
+    def stand_ins(self) -> list[TakePlan]:
+        """The takes shown instead of the selected one: the draft, the fewer-steps take, the
+        still."""
+        return [take for take in (self.fallback, self.reduced, self.still) if take is not None]
 
 
 class RenderPlan(_Frozen):
@@ -256,12 +265,12 @@ class RenderPlan(_Frozen):
         return [take for shot in self.shots for take in shot.takes]
 
     def needed_takes(self) -> list[TakePlan]:
-        """The takes, and the shots' drafts that takes wait on (a layout drawn from a shot's
-        own animatic)."""
+        """The takes, and the shots' drafts and stills that takes wait on (a layout drawn from
+        a shot's own animatic; an approved still, the first frame of its motion pass)."""
         takes = self.takes()
         waited_on = {task.depends_on for take in takes for task in take.tasks}
-        return takes + [shot.fallback for shot in self.shots
-                         if shot.fallback is not None and shot.fallback.key in waited_on]
+        return takes + [take for shot in self.shots for take in (shot.fallback, shot.still)
+                        if take is not None and take.key in waited_on]
 
     @property
     def fps_fraction(self) -> Fraction:

@@ -394,6 +394,9 @@ class Shot(Settings):
         default_factory=list, description='lines by character: - KEEPER: "Not tonight."')
     sound: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS,
                               description="effects and ambience, in words")
+    still: Literal["approved"] | None = Field(
+        default=None, description="approved: the shot's keyframe still (previz render --stills) "
+        "is the first frame of its motion pass")
     layout: Annotated[Layout, BeforeValidator(_layout, json_schema_input_type=str | Layout)
                       ] | None = Field(
         default=None, description="a video that fixes camera and staging: greybox/sh0040.mp4, "
