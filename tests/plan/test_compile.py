@@ -352,10 +352,11 @@ def test_every_shipped_storyboard_compiles(tmp_path):
     assert any(s.continues for s in plan.shots)
     assert any(s.transition.type == "dissolve" for s in plan.shots)
     assert any(len(s.selected_take.tasks) > 1 for s in plan.shots)
-    # ... and so does the conditioned one: a layout, an animatic, a cinemagraph, video to
-    # video, two characters.
+    # ... and so does the conditioned one: an approved still, a layout, an animatic, a
+    # cinemagraph, video to video, two characters.
     harbour = plan_from_storyboard(load_storyboard(STORYBOARDS / "harbour_sq050.yaml"))
     roles = [{c.role for c in s.selected_take.final_task.conditioning} for s in harbour.shots]
+    assert harbour.shots[0].selected_take.tasks[0].depends_on == harbour.shots[0].still.key
     assert roles[1] == {"control_video"} and roles[4] == {"source_video"}
     assert harbour.shots[2].selected_take.final_task.depends_on == harbour.shots[2].fallback.key
     assert roles[3] == {"first_image", "mask"} and roles[5] == {"reference"}
