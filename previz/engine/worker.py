@@ -269,8 +269,10 @@ class RenderWorker:
             fitted = np.asarray(still.resize((task.width, task.height)))[None]
             return Image.fromarray(mask_frames(fitted)[0])
         control = "mask" if condition.role == "mask" else condition.control or "video"
-        key = control_key(condition.sha256 or condition.from_key or "", control, task.fps,
-                          task.width, task.height, condition.first_frame, task.num_frames)
+        key = control_key(condition.sha256 or condition.from_key or "",
+                          f"{control}:{condition.extractor}" if condition.extractor else control,
+                          task.fps, task.width, task.height, condition.first_frame,
+                          task.num_frames)
         store = self._open_store()
         folder = f"controls/{key[:2]}/{key}"
         if store.exists(f"{folder}/{CONTROL_NAME}"):
@@ -286,7 +288,8 @@ class RenderWorker:
                     path.write_bytes(ray.get(images[condition.sha256]))
                 raw = video_frames(path, task.fps, task.width, task.height,
                                    condition.first_frame, task.num_frames)
-                frames = mask_frames(raw) if control == "mask" else control_frames(raw, control)
+                frames = (mask_frames(raw) if control == "mask"
+                          else control_frames(raw, control, condition.extractor))
                 if self.rank == 0:
                     self._keep_control(store, folder, frames, task)
         self._controls.append({"role": condition.role, "control": control,

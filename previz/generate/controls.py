@@ -10,9 +10,11 @@ cropped at the centre (as conditioning images are fitted). Past the layout's end
 frame count can run a few frames past the shot's) its last frame holds.
 
 What of it steers the model: `edges` (the outlines of its staging and camera, white on black:
-Sobel gradients of its luminance, thresholded), `gray` (its grey levels), or `video` (its own
-pictures, for video-to-video). A mask is white where the model generates and black where the
-source is kept. Numpy and the ffmpeg binary only: no weights.
+Sobel gradients of its luminance, thresholded), `depth` (a transformers depth-estimation model's
+relative depth, near bright, scaled over the whole clip so it does not flicker), `gray` (its grey
+levels), or `video` (its own pictures, for video-to-video). A mask is white where the model
+generates and black where the source is kept. All but depth need numpy and the ffmpeg binary
+only.
 """
 
 from __future__ import annotations
@@ -53,10 +55,16 @@ def video_frames(path: str | Path, fps: float, width: int, height: int, first: i
     return np.stack(frames)
 
 
-def control_frames(frames: np.ndarray, control: str) -> np.ndarray:
-    """What of a layout steers the model, as (T, H, W, 3) uint8."""
+def control_frames(frames: np.ndarray, control: str, extractor: str | None = None
+                   ) -> np.ndarray:
+    """What of a layout steers the model, as (T, H, W, 3) uint8. `extractor`: the weights of
+    the depth model, for depth."""
     if control == "video":
         return frames
+    if control == "depth":
+        if not extractor:
+            raise GeneratorError("control depth needs a depth model: weights: {depth: DIR}")
+        return np.repeat(_depth(frames, extractor)[..., None], 3, axis=-1)
     luminance = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if control == "gray":
         grey = np.clip(luminance, 0, 255).astype(np.uint8)
@@ -78,6 +86,52 @@ def _edges(luminance: np.ndarray) -> np.ndarray:
     magnitude = np.hypot(gx, gy)
     strongest = 4 * 255 * np.sqrt(2)  # a black-to-white step under the kernel
     return np.where(magnitude > EDGE_THRESHOLD * strongest, 255, 0).astype(np.uint8)
+
+
+DEPTH_BATCH = 8  # frames through the depth model at once
+
+
+def _depth(frames: np.ndarray, weights: str) -> np.ndarray:
+    import torch
+    from PIL import Image
+
+    model, processor = _depth_model(weights)
+    estimates = []
+    for start in range(0, len(frames), DEPTH_BATCH):
+        batch = [Image.fromarray(frame) for frame in frames[start:start + DEPTH_BATCH]]
+        inputs = processor(images=batch, return_tensors="pt")
+        with torch.inference_mode():
+            depth = model(**inputs.to(model.device)).predicted_depth
+        depth = torch.nn.functional.interpolate(depth[:, None].float(), size=frames.shape[1:3],
+                                                mode="bicubic", align_corners=False)[:, 0]
+        estimates.append(depth.cpu().numpy())
+    depth = np.concatenate(estimates)
+    low, high = float(depth.min()), float(depth.max())
+    scaled = (depth - low) / (high - low) if high > low else np.zeros_like(depth)
+    return np.clip(scaled * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+_DEPTH_MODELS: dict[str, tuple] = {}
+
+
+def _depth_model(weights: str):
+    """The depth model and its processor, loaded once per process (a worker keeps it)."""
+    if weights not in _DEPTH_MODELS:
+        import torch
+        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+
+        try:
+            processor = AutoImageProcessor.from_pretrained(weights)
+            model = AutoModelForDepthEstimation.from_pretrained(weights).eval()
+        except (OSError, ValueError) as error:
+            raise GeneratorError(f"the depth model at {weights} could not be loaded ({error}) "
+                                 "— point weights: {depth: ...} at a transformers "
+                                 "depth-estimation folder such as Depth-Anything-V2-Small-hf"
+                                 ) from None
+        if torch.cuda.is_available():
+            model = model.to("cuda")
+        _DEPTH_MODELS[weights] = (model, processor)
+    return _DEPTH_MODELS[weights]
 
 
 def mask_frames(frames: np.ndarray) -> np.ndarray:

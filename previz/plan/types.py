@@ -43,6 +43,8 @@ class Conditioning(_Frozen):
     )
     name: str | None = Field(default=None, description="the character or location it depicts")
     control: str | None = Field(default=None, description="what of a layout steers the model")
+    extractor: str | None = Field(default=None, description="the weights that extract it (a "
+                                                             "depth model), where it needs any")
     strength: float | None = Field(default=None, description="how firmly a layout holds")
     first_frame: int = Field(default=0, description="a video's frame (at the task's rate) its "
                                                      "first frame takes: a later segment's")

@@ -1,5 +1,6 @@
 """Conditioned shots through `previz render` on the real worker path, with tiny pipelines loaded
-from disk: a greybox layout's edges steering Wan VACE, a shot laid out from its own animatic, a
+from disk: a greybox layout's edges steering Wan VACE, a shot laid out from the depth of its own animatic
+(a tiny Depth Anything named by `weights: {depth: ...}`), a
 cinemagraph (a still and a mask), and a layout restyled video-to-video. The control videos are
 kept in the store under their content keys and named in the take records; changing the layout
 file re-renders exactly the shot that uses it."""
@@ -49,6 +50,7 @@ def board(folder: Path, tiny_weights) -> Path:
         weights:
           wan2.1-t2v-1.3b: {tiny_weights("wan_t2v")}
           wan2.1-vace-1.3b: {tiny_weights("wan_vace")}
+          depth: {tiny_weights("depth")}
         defaults:
           model: wan
           size: 16x16
@@ -59,7 +61,7 @@ def board(folder: Path, tiny_weights) -> Path:
           - {{id: SH0010, duration: 12f, prompt: "the harbour at dusk"}}
           - {{id: SH0020, duration: 12f, prompt: "a boat slides past", layout: layouts/sh0020.mp4}}
           - {{id: SH0030, duration: 12f, prompt: "the quay", camera: pan_left,
-              layout: {{source: animatic, control: gray, strength: 0.8}}}}
+              layout: {{source: animatic, control: depth, strength: 0.8}}}}
           - {{id: SH0040, duration: 12f, prompt: "waves under a still sky",
               image: layouts/sea.png, mask: layouts/sea_mask.png}}
           - {{id: SH0050, duration: 12f, prompt: "the same boat in oil paint",
@@ -85,7 +87,7 @@ def test_conditioned_shots_render_through_the_workers(tiny_weights, tmp_path):
     kinds = {shot: [(c["role"], c["control"]) for c in records[shot].get("controls", [])]
              for shot in records}
     assert kinds["SH0020"] == [("control_video", "edges")]
-    assert kinds["SH0030"] == [("control_video", "gray")]
+    assert kinds["SH0030"] == [("control_video", "depth")]
     assert kinds["SH0050"] == [("source_video", "video")]
     assert records["SH0050"]["pipeline"] == "WanVideoToVideoPipeline"
     for shot in ("SH0020", "SH0030", "SH0050"):

@@ -144,3 +144,17 @@ def test_two_characters_reach_vace_as_two_reference_images(loaded, tmp_path, mon
                                                                           (200, 20, 30)]
     assert both.frames.shape == (9, 16, 16, 3)
     assert not np.array_equal(both.frames, one.frames)
+
+
+def test_depth_comes_from_the_depth_model_weights_name_scaled_over_the_clip(tiny_weights):
+    frames = np.zeros((3, 48, 64, 3), np.uint8)
+    frames[:, :, 32:] = (200, 180, 160)
+    frames[1, 10:30, 10:30] = 255
+    depth = control_frames(frames, "depth", str(tiny_weights("depth")))
+    assert depth.shape == (3, 48, 64, 3) and depth.dtype == np.uint8
+    assert (depth[..., 0] == depth[..., 2]).all()
+    # one scale for the whole clip: its nearest point is white, its farthest black
+    assert depth.min() == 0 and depth.max() == 255
+    assert np.array_equal(depth, control_frames(frames, "depth", str(tiny_weights("depth"))))
+    with pytest.raises(Exception, match="depth model"):
+        control_frames(frames, "depth", None)

@@ -124,3 +124,16 @@ def test_a_still_and_a_mask_make_a_cinemagraph_on_vace(folder):
 ])
 def test_bad_layouts_and_masks_are_located_errors(folder, text, message):
     assert message in compile_error(folder, shot(text))
+
+
+def test_a_depth_layout_needs_the_depth_model_its_weights_name(folder, tiny_weights):
+    message = compile_error(folder, shot("layout: {source: layouts/greybox.mp4, control: depth}"))
+    assert ("shots[1].layout: control: depth needs a depth model on the workers, and the "
+            "storyboard names none — add weights: {depth: ") in message
+    text = shot("layout: {source: layouts/greybox.mp4, control: depth}").replace(
+        "shots:", f"weights: {{depth: {tiny_weights('depth')}}}\nshots:")
+    plan = compile_text(folder, text)
+    [layout] = conditioning(plan, "control_video")
+    assert layout.control == "depth" and layout.extractor == str(tiny_weights("depth"))
+    edges = compile_text(folder, shot("layout: layouts/greybox.mp4"))
+    assert plan.shots[1].selected_take.key != edges.shots[1].selected_take.key
