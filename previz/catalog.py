@@ -58,6 +58,7 @@ class Ability(str, Enum):
     CONTROL_VIDEO = "control_video"  # a layout's edges or grey levels steer every frame
     SOURCE_VIDEO = "source_video"  # video-to-video: a layout's own pictures, restyled
     MASK = "mask"  # only the white region of a mask is generated, the rest kept
+    PERFORMANCE = "performance"  # a recorded performance's pose and face drive a character
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,7 @@ class ModelSpec:
 
 T, FIRST, LAST, REF = Ability.TEXT, Ability.FIRST_IMAGE, Ability.LAST_IMAGE, Ability.REFERENCE
 CONTROL, SOURCE, MASK = Ability.CONTROL_VIDEO, Ability.SOURCE_VIDEO, Ability.MASK
+PERFORMANCE = Ability.PERFORMANCE
 _WAN_FRAMES = FrameRule(4, 1, 81)
 # Wan 2.1 1.3B: 261 s for 81 frames x 50 steps at 832x480 on one RTX 4090 (published).
 _WAN_1_3B_COST = 261 / (81 * 50)
@@ -279,6 +281,15 @@ _ENTRIES: list[ModelSpec] = [
           gpu_memory_gb=80.0, cost_per_frame_step=_WAN_14B_COST, load_seconds=150.0,
           default_steps=40, default_guidance=3.5, extra={"boundary_ratio": 0.9},
           **_wan_split(40, 44.0)),
+    # Wan 2.2 Animate: a character's reference image performs a recorded performance (its pose
+    # and face videos); `replace` puts the character into the performance's own plate. It
+    # windows long performances itself (77 frames, one carried over), so any frame count; 30
+    # fps as its authors render. Cost and memory as Wan 2.2 14B's (estimates).
+    _spec("wan2.2-animate-14b", "wan2.2-animate", "WanAnimatePipeline",
+          "Wan-AI/Wan2.2-Animate-14B-Diffusers", {T, PERFORMANCE}, fps=30.0,
+          frames=FrameRule(1, 0, None), default_size=(1280, 720), gpu_memory_gb=80.0,
+          cost_per_frame_step=_WAN_14B_COST * 1.1, load_seconds=150.0, default_steps=20,
+          default_guidance=1.0, makes_stills=False),
     _spec("wan2.2-ti2v-5b", "wan2.2-5b", "WanPipeline", "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
           {T, FIRST}, fps=24.0, frames=FrameRule(4, 1, 121), size_multiple=32,
           default_size=(1280, 704), max_pixels=1280 * 704, gpu_memory_gb=24.0,

@@ -121,6 +121,10 @@ def takes_from_report(plan: RenderPlan, store: Any, report: RenderReport,
     return takes
 
 
+_CONTROL_LABELS = {"mask": "mask", "pose_video": "performance (pose)",
+                   "face_video": "performance (face)", "background_video": "plate"}
+
+
 def _controls(store: Any, shot, key: str, folder: Path) -> tuple[tuple[str, Path], ...]:
     """The previews of what steered a take (its record's `controls`: a layout's control video,
     a mask), fetched for the review page. Only for shots with a layout or a mask: the others'
@@ -132,7 +136,7 @@ def _controls(store: Any, shot, key: str, folder: Path) -> tuple[tuple[str, Path
         return ()
     controls = []
     for number, control in enumerate(read_take_record(store, key).get("controls", []), 1):
-        label = "mask" if control["role"] == "mask" else f"layout ({control['control']})"
+        label = _CONTROL_LABELS.get(control["role"]) or f"layout ({control['control']})"
         controls.append((label, store.get_file(
             control["preview"], folder / f"{shot.id}-{key[:16]}-control{number}.mp4")))
     return tuple(controls)

@@ -40,7 +40,8 @@ from previz.plan.types import Conditioning, ShotTask, TakePlan
 __all__ = ["RenderWorker", "ProgressBoard", "Rendered", "GANG_TIMEOUT_SECONDS", "CONTROL_NAME",
            "PREVIEW_NAME"]
 
-VIDEO_ROLES = frozenset({"control_video", "source_video", "mask"})
+VIDEO_ROLES = frozenset({"control_video", "source_video", "mask", "pose_video", "face_video",
+                         "background_video"})
 # A control video kept in the store: its exact frames (what the model was given), and an H.264
 # preview of them for the review page.
 CONTROL_NAME, PREVIEW_NAME = "control.npz", "preview.mp4"

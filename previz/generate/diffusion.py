@@ -91,7 +91,8 @@ _IMAGE_CHANNEL_PIPELINES = frozenset({"WanImageToVideoPipeline", "CogVideoXImage
 # ... and lineages whose transformer takes condition channels for text-to-video too (its
 # channels say nothing of the variant there).
 _CONDITION_CHANNEL_PIPELINES = frozenset({"HunyuanVideo15Pipeline",
-                                          "HunyuanVideo15ImageToVideoPipeline"})
+                                          "HunyuanVideo15ImageToVideoPipeline",
+                                          "WanAnimatePipeline"})
 # Markers that tell apart variants saved under one pipeline class (Wan 2.1, Wan 2.2 A14B and
 # TI2V, FLF2V): marker -> how the weights read (without it, with it).
 _VARIANT_WORDS: dict[str, tuple[str, str]] = {
@@ -547,7 +548,7 @@ class DiffusersGenerator:
         warnings += _text_encoder_notes(pipe, kwargs, parameters)
 
         steps_done = 0
-        total = task.steps
+        total = task.steps * _segments(kwargs, parameters, task.num_frames)
 
         def on_step(_pipe, _step, _timestep, _tensors):
             nonlocal steps_done
@@ -626,17 +627,16 @@ class DiffusersGenerator:
         task's frame count (the worker retimes and extracts them: generate/controls.py), or one
         picture for a still mask."""
         videos: dict[str, Any] = {}
-        for role, ability in (("control_video", Ability.CONTROL_VIDEO),
-                              ("source_video", Ability.SOURCE_VIDEO), ("mask", Ability.MASK)):
+        for role, abilities in _VIDEO_ROLES.items():
             for condition in task.conditioning_for(role):
-                if not (self.spec.can(ability) or (role == "source_video"
-                                                   and self.spec.can(Ability.MASK))):
+                if not any(self.spec.can(ability) for ability in abilities):
                     raise GeneratorError(
                         f"{task.shot_id}: model {self.spec.name} cannot be conditioned on a "
                         f"{role.replace('_', ' ')} — choose a model that can (see `previz "
                         "models`)")
                 videos[role] = images(condition)
                 videos[role + ":strength"] = condition.strength
+                videos[role + ":control"] = condition.control
         return videos
 
     def _pipeline_for(self, with_images: bool) -> Any:
@@ -671,7 +671,14 @@ class DiffusersGenerator:
         from PIL import Image
 
         count = task.num_frames
-        if "mask" in parameters:  # Wan VACE
+        if "pose_video" in parameters:  # Wan 2.2 Animate: a performance drives a character
+            kwargs["image"] = videos["character"]
+            kwargs["pose_video"], kwargs["face_video"] = videos["pose_video"], videos["face_video"]
+            kwargs["mode"] = videos.get("character:control") or "animate"
+            if kwargs["mode"] == "replace":
+                kwargs["background_video"] = videos["background_video"]
+                kwargs["mask_video"] = [frame.convert("L") for frame in videos["mask"]]
+        elif "mask" in parameters:  # Wan VACE
             size = (task.width, task.height)
             white, black = Image.new("L", size, 255), Image.new("L", size, 0)
             if "mask" in videos:
@@ -702,6 +709,8 @@ class DiffusersGenerator:
 
     def _add_pictures(self, kwargs, parameters, pipe, task, first, last, references) -> None:
         name = type(pipe).__name__
+        if "pose_video" in parameters:
+            return  # its picture is the performance's character (`_add_videos`)
         if "conditions" in parameters:  # LTX condition pipeline: keyframes at frame indices
             if first is not None or last is not None:
                 from diffusers.pipelines.ltx.pipeline_ltx_condition import LTXVideoCondition
@@ -1056,6 +1065,29 @@ def _text_encoder_notes(pipe, kwargs: dict[str, Any], parameters) -> list[str]:
             notes.append(f"the second text encoder ({encoder}, tokenizer_2) reads at most "
                          f"{limit} tokens of the {label}: it does not see “{unseen}”")
     return notes
+
+
+# What each video (or performance picture) a task may carry asks of the model.
+_VIDEO_ROLES: dict[str, tuple[Ability, ...]] = {
+    "control_video": (Ability.CONTROL_VIDEO,),
+    "source_video": (Ability.SOURCE_VIDEO, Ability.MASK),  # restyled, or a plate to inpaint
+    "mask": (Ability.MASK, Ability.PERFORMANCE),  # a masked region, or where a performer is
+    "character": (Ability.PERFORMANCE,),
+    "pose_video": (Ability.PERFORMANCE,),
+    "face_video": (Ability.PERFORMANCE,),
+    "background_video": (Ability.PERFORMANCE,),
+}
+
+
+def _segments(kwargs: dict[str, Any], parameters, frames: int) -> int:
+    """How many windows a pipeline that windows a long video itself (Wan Animate: each after
+    the first starts from the last frame of the one before) renders: its step callback counts
+    every window's steps."""
+    if "segment_frame_length" not in parameters:
+        return 1
+    length = int(kwargs.get("segment_frame_length", parameters["segment_frame_length"].default))
+    length = max(5, length // 4 * 4 + 1)
+    return max(1, -(-(frames - 1) // (length - 1)))
 
 
 def _vace_keyframes(first, last, task: ShotTask):

@@ -147,6 +147,8 @@ class _Compiler:
             needs.add(Ability.LAST_IMAGE)
         if not self._check_layout(shot, index) or not self._check_still(shot, index):
             return None
+        if shot.performance:
+            needs.add(Ability.PERFORMANCE)
         if shot.mask:
             needs.add(Ability.MASK)  # over a still (image:) or a plate (layout: control: video)
         elif shot.layout:
@@ -160,7 +162,9 @@ class _Compiler:
         if spec is None:
             return None
         use_references = Ability.REFERENCE in needs and spec.can(Ability.REFERENCE)
-        if has_references and references_mode == "auto" and not use_references:
+        performer = shot.performance.character if shot.performance else None
+        if has_references and references_mode == "auto" and not use_references and \
+                set(characters + locations) - {performer}:
             notes.append(f"{shot.id}: {spec.name} cannot take reference images; "
                          f"{', '.join(characters + locations)} described in text only")
 
@@ -260,13 +264,18 @@ class _Compiler:
         return True
 
     def _check_videos(self, shot: Shot, index: int, size: tuple[int, int], frames: int) -> bool:
-        """A layout or video mask long enough for the shot, and a mask of the shot's aspect."""
+        """Layouts, video masks and performances long enough for the shot, and a mask of the
+        shot's aspect."""
         needed = float(frames / self.fps)
         good = True
         named = [(shot.layout.source, ("shots", index, "layout"))] if (
             shot.layout is not None and shot.layout.source != LAYOUT_ANIMATIC) else []
         if shot.mask:
             named.append((shot.mask, ("shots", index, "mask")))
+        if shot.performance is not None:
+            named += [(getattr(shot.performance, name), ("shots", index, "performance", name))
+                      for name in ("pose", "face", "background", "mask")
+                      if getattr(shot.performance, name)]
         for relative, loc in named:
             checked = self.board.file(relative)
             # (half a frame of slack: a header's length is rounded to 10 ms)
@@ -541,6 +550,20 @@ class _Compiler:
                 "control": layout.control, "strength": layout.strength,
                 "first_frame": first_frame, "video": True,
                 "extractor": extractor.path if extractor else None}))
+        performance = shot.performance
+        if performance is not None and spec.can(Ability.PERFORMANCE):
+            character = self.board.characters[performance.character]
+            # (the character's reference, and how it is put in: `control` animate or replace)
+            videos.append(self._file_condition("character", character.reference[0],
+                                               performance.character).model_copy(
+                update={"control": performance.mode}))
+            for role, relative in (("pose_video", performance.pose),
+                                   ("face_video", performance.face),
+                                   ("background_video", performance.background),
+                                   ("mask", performance.mask)):
+                if relative:
+                    videos.append(self._file_condition(role, relative).model_copy(update={
+                        "first_frame": first_frame, "video": True}))
         if shot.mask and spec.can(Ability.MASK):
             mask = self._file_condition("mask", shot.mask)
             videos.append(mask.model_copy(update={
@@ -782,4 +805,6 @@ def _why(shot: Shot, needs: set[Ability]) -> str:
         reasons.append("layout: with control: video")
     if Ability.MASK in needs:
         reasons.append("mask:")
+    if Ability.PERFORMANCE in needs:
+        reasons.append("performance:")
     return ", ".join(reasons)

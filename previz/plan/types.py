@@ -35,7 +35,7 @@ class Conditioning(_Frozen):
     sampled at the task's rate from `first_frame` on (see `video_frames`)."""
 
     role: Literal["first_image", "last_image", "reference", "control_video", "source_video",
-                  "mask"]
+                  "mask", "character", "pose_video", "face_video", "background_video"]
     path: str | None = Field(default=None, description="absolute path of a storyboard file")
     sha256: str | None = Field(default=None, description="hash of the file's bytes")
     from_key: str | None = Field(

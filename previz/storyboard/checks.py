@@ -61,7 +61,7 @@ def check_storyboard(board: Storyboard) -> tuple[list[Issue], CheckedFiles]:
     files, file_issues = check_named_files(board.model_dump(
         by_alias=True, include={"characters": True, "locations": True, "audio": True,
                                 "shots": {"__all__": {"image", "last_image", "audio", "layout",
-                                                      "mask"}}}),
+                                                      "mask", "performance"}}}),
         board.folder)
     issues += file_issues
     weights, weight_issues = _check_weights(board)
@@ -123,6 +123,21 @@ def _check_names(board: Storyboard) -> Iterator[Issue]:
                 yield ("shots", index, "dialogue", number), (
                     f"shots[{index}].dialogue[{number}]: {said.character!r} is not a character "
                     f"of the storyboard{hint}")
+        performance = shot.performance
+        if performance is not None:
+            where = ("shots", index, "performance", "character")
+            named = board.characters.get(performance.character)
+            cast = list(board.characters)
+            if named is None:
+                hint = did_you_mean(performance.character, cast) or (
+                    f" — define it under characters: (known: {', '.join(cast)})" if cast
+                    else " — define it under characters:, with a reference image")
+                yield where, (f"{field_name(where)}: {performance.character!r} is not a "
+                              f"character of the storyboard{hint}")
+            elif not named.reference:
+                yield where, (f"{field_name(where)}: {performance.character} has no reference "
+                              "image, and a performance animates one — give the character "
+                              "reference: refs/NAME.png")
         stray = PROMPT_NAME.sub("", shot.prompt)
         if "{" in stray or "}" in stray:
             yield ("shots", index, "prompt"), (
@@ -282,6 +297,11 @@ def _named_files(data: Any) -> Iterator[tuple[tuple, str, str]]:
             where = ("shots", index, "layout")
         if isinstance(layout, str) and layout != LAYOUT_ANIMATIC:
             yield where, layout, "video"
+        performance = shot.get("performance") if isinstance(shot, dict) else None
+        for name in ("pose", "face", "background", "mask"):
+            value = performance.get(name) if isinstance(performance, dict) else None
+            if isinstance(value, str):
+                yield ("shots", index, "performance", name), value, "video"
         mask = shot.get("mask") if isinstance(shot, dict) else None
         if isinstance(mask, str):
             yield ("shots", index, "mask"), mask, (

@@ -41,6 +41,7 @@ __all__ = [
     "Transition",
     "Settings",
     "Layout",
+    "Performance",
     "LAYOUT_ANIMATIC",
     "Character",
     "Location",
@@ -354,6 +355,35 @@ class Layout(_Strict):
         default=1.0, description="how firmly the layout holds (1: fully)")
 
 
+class Performance(_Strict):
+    """A recorded performance that drives a character (Wan 2.2 Animate): its pose and face
+    videos, as Wan-Animate's preprocessing makes them from the performance video."""
+
+    character: str = Field(description="the character it drives: its reference image is "
+                                       "animated")
+    pose: RelPath = Field(description="the performance's pose video (src_pose.mp4)")
+    face: RelPath = Field(description="the performer's face crops (src_face.mp4)")
+    mode: Literal["animate", "replace"] = Field(
+        default="animate", description="animate: the character performs in its reference's "
+        "setting; replace: the character replaces the performer in the performance's plate")
+    background: RelPath | None = Field(default=None, description="replace: the plate without "
+                                                                 "the performer (src_bg.mp4)")
+    mask: RelPath | None = Field(default=None, description="replace: where the performer is "
+                                                           "(src_mask.mp4)")
+
+    @model_validator(mode="after")
+    def _replace_needs_its_plate(self) -> Performance:
+        if self.mode == "replace" and not (self.background and self.mask):
+            raise ValueError("mode: replace needs background: and mask: (the plate without the "
+                             "performer and where the performer is: src_bg.mp4, src_mask.mp4 "
+                             "from Wan-Animate's preprocessing) — add them, or use mode: "
+                             "animate")
+        if self.mode == "animate" and (self.background or self.mask):
+            raise ValueError("background: and mask: are for mode: replace — drop them, or use "
+                             "mode: replace")
+        return self
+
+
 def _layout(value: Any) -> Any:
     return {"source": value} if isinstance(value, str) else value
 
@@ -395,6 +425,9 @@ class Shot(Settings):
         default_factory=list, description='lines by character: - KEEPER: "Not tonight."')
     sound: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS,
                               description="effects and ambience, in words")
+    performance: Performance | None = Field(
+        default=None, description="a performance that drives a character: {character, pose, "
+        "face, mode: animate|replace, background, mask} (Wan 2.2 Animate)")
     still: Literal["approved"] | None = Field(
         default=None, description="approved: the shot's keyframe still (previz render --stills) "
         "is the first frame of its motion pass")

@@ -51,12 +51,15 @@ def board(folder: Path, tiny_weights) -> Path:
           wan2.1-t2v-1.3b: {tiny_weights("wan_t2v")}
           wan2.1-vace-1.3b: {tiny_weights("wan_vace")}
           depth: {tiny_weights("depth")}
+          wan2.2-animate-14b: {tiny_weights("wan_animate")}
         defaults:
           model: wan
           size: 16x16
           steps: 3
           seed: 5
           options: {{device: cpu, max_sequence_length: 32}}
+        characters:
+          KEEPER: {{description: "an old keeper", reference: layouts/sea.png}}
         shots:
           - {{id: SH0010, duration: 12f, prompt: "the harbour at dusk"}}
           - {{id: SH0020, duration: 12f, prompt: "a boat slides past", layout: layouts/sh0020.mp4}}
@@ -66,6 +69,10 @@ def board(folder: Path, tiny_weights) -> Path:
               image: layouts/sea.png, mask: layouts/sea_mask.png}}
           - {{id: SH0050, duration: 12f, prompt: "the same boat in oil paint",
               layout: {{source: layouts/sh0020.mp4, control: video}}}}
+          - {{id: SH0060, duration: 12f, prompt: "the keeper waves", model: wan2.2-animate,
+              options: {{device: cpu, segment_frame_length: 5}},
+              performance: {{character: KEEPER, pose: layouts/sh0020.mp4,
+                             face: layouts/sh0020.mp4}}}}
         """))
     return path
 
@@ -74,11 +81,11 @@ def test_conditioned_shots_render_through_the_workers(tiny_weights, tmp_path):
     path = board(tmp_path / "board", tiny_weights)
     store_path = tmp_path / "store"
     summary = render_json(path, store_path, timeout=600)
-    assert [s["status"] for s in summary["shots"]] == ["rendered"] * 5
+    assert [s["status"] for s in summary["shots"]] == ["rendered"] * 6
     plan = plan_from_storyboard(load_storyboard(path))
     assert [s.model for s in plan.shots] == ["wan2.1-t2v-1.3b", "wan2.1-vace-1.3b",
                                              "wan2.1-vace-1.3b", "wan2.1-vace-1.3b",
-                                             "wan2.1-t2v-1.3b"]
+                                             "wan2.1-t2v-1.3b", "wan2.2-animate-14b"]
     cut = decode(Path(urlparse(summary["cut"]).path))
     assert cut.shape == (plan.frames, 32, 32, 3)  # frame-exact
     store = open_store(str(store_path))
@@ -89,6 +96,8 @@ def test_conditioned_shots_render_through_the_workers(tiny_weights, tmp_path):
     assert kinds["SH0020"] == [("control_video", "edges")]
     assert kinds["SH0030"] == [("control_video", "depth")]
     assert kinds["SH0050"] == [("source_video", "video")]
+    assert kinds["SH0060"] == [("pose_video", "video"), ("face_video", "video")]
+    assert records["SH0060"]["call"]["mode"] == "animate"
     assert records["SH0050"]["pipeline"] == "WanVideoToVideoPipeline"
     for shot in ("SH0020", "SH0030", "SH0050"):
         [control] = records[shot]["controls"]
@@ -97,7 +106,7 @@ def test_conditioned_shots_render_through_the_workers(tiny_weights, tmp_path):
     # The review page shows what steered each shot, beside it.
     page = Path(urlparse(summary["review"]).path)
     html = page.read_text()
-    assert html.count("Steered by:") == 3  # the layouts (a still mask is no video)
+    assert html.count("Steered by:") == 4  # layouts, a performance (a still mask is no video)
     assert 'href="SH0020_control1.mp4">layout (edges)</a>' in html
     assert 'href="SH0040_control1.mp4">mask</a>' not in html  # a still mask: no video
     assert (page.parent / "SH0020_control1.mp4").stat().st_size > 0
@@ -110,4 +119,4 @@ def test_conditioned_shots_render_through_the_workers(tiny_weights, tmp_path):
     again = render_json(path, store_path, timeout=600)
     assert {s["id"]: s["status"] for s in again["shots"]} == {
         "SH0010": "cached", "SH0020": "rendered", "SH0030": "cached", "SH0040": "cached",
-        "SH0050": "rendered"}
+        "SH0050": "rendered", "SH0060": "rendered"}

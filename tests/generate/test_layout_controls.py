@@ -158,3 +158,35 @@ def test_depth_comes_from_the_depth_model_weights_name_scaled_over_the_clip(tiny
     assert np.array_equal(depth, control_frames(frames, "depth", str(tiny_weights("depth"))))
     with pytest.raises(Exception, match="depth model"):
         control_frames(frames, "depth", None)
+
+
+ANIMATE = "wan2.2-animate-14b"
+
+
+@pytest.mark.parametrize("mode", ["animate", "replace"])
+@pytest.mark.slow
+def test_a_performance_drives_a_character_on_wan_animate(loaded, monkeypatch, mode):
+    generator = loaded(ANIMATE, "wan_animate")
+    calls = spy_on(monkeypatch, generator)
+    keeper = Image.new("RGB", (24, 32), (240, 200, 40))
+    videos = {"pose_video": frames_of((255, 255, 255)), "face_video": frames_of((90, 60, 50)),
+              "background_video": frames_of((10, 40, 90)),
+              "mask": frames_of((255, 255, 255))}
+    conditioning = [Conditioning(role="character", sha256="k" * 64, name="KEEPER",
+                                 control=mode),
+                    video_condition("pose_video"), video_condition("face_video")]
+    if mode == "replace":
+        conditioning += [video_condition("background_video"), video_condition("mask")]
+    steps = []
+    result = generator.generate(
+        make_task(ANIMATE, conditioning=tuple(conditioning), options={"segment_frame_length": 5},
+                  guidance=1.0, **WAN),
+        images=lambda c: keeper if c.role == "character" else videos[c.role],
+        progress=lambda done, total: steps.append((done, total)))
+    call = calls[0]
+    assert call["image"] is keeper and call["mode"] == mode
+    assert len(call["pose_video"]) == len(call["face_video"]) == 9
+    assert ("background_video" in call) == (mode == "replace") == ("mask_video" in call)
+    assert result.frames.shape == (9, 16, 16, 3)
+    # two windows of 5 frames (the second starts on the first's last): 2 x 2 steps
+    assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]

@@ -137,3 +137,54 @@ def test_a_depth_layout_needs_the_depth_model_its_weights_name(folder, tiny_weig
     assert layout.control == "depth" and layout.extractor == str(tiny_weights("depth"))
     edges = compile_text(folder, shot("layout: layouts/greybox.mp4"))
     assert plan.shots[1].selected_take.key != edges.shots[1].selected_take.key
+
+
+PERFORMER = """\
+characters:
+  KEEPER: {description: an old keeper, reference: layouts/sky.png}
+  MARA: {description: a girl}
+"""
+
+
+def performed(text: str, model: str = "wan2.2-animate") -> str:
+    board = HEAD.replace("shots:", PERFORMER + "shots:")
+    return board + (f"  - {{id: SH0020, duration: 2s, prompt: the keeper dances, model: {model}, "
+                    f"performance: {{{text}}}}}\n")
+
+
+def test_a_performance_drives_its_characters_reference_on_wan_animate(folder):
+    plan = compile_text(folder, performed(
+        "character: KEEPER, pose: layouts/greybox.mp4, face: layouts/other.mp4"))
+    shot = plan.shots[1]
+    assert shot.model == "wan2.2-animate-14b"
+    task = shot.selected_take.final_task
+    assert [c.role for c in task.conditioning] == ["character", "pose_video", "face_video"]
+    assert task.conditioning[0].control == "animate" and task.conditioning[0].name == "KEEPER"
+    assert task.fps == 30.0 and task.num_frames == 60  # its own rate, any count of frames
+    replaced = compile_text(folder, performed(
+        "character: KEEPER, pose: layouts/greybox.mp4, face: layouts/other.mp4, mode: replace, "
+        "background: layouts/other.mp4, mask: layouts/greybox.mp4"))
+    assert replaced.shots[1].selected_take.key != shot.selected_take.key
+    assert [c.role for c in replaced.shots[1].selected_take.final_task.conditioning][-2:] == [
+        "background_video", "mask"]
+
+
+@pytest.mark.parametrize("text, model, message", [
+    ("character: MARA, pose: layouts/greybox.mp4, face: layouts/other.mp4", "wan2.2-animate",
+     "shots[1].performance.character: MARA has no reference image, and a performance animates "
+     "one"),
+    ("character: KEPER, pose: layouts/greybox.mp4, face: layouts/other.mp4", "wan2.2-animate",
+     "shots[1].performance.character: 'KEPER' is not a character of the storyboard — did you "
+     "mean 'KEEPER'?"),
+    ("character: KEEPER, pose: layouts/greybox.mp4, face: layouts/other.mp4, mode: replace",
+     "wan2.2-animate", "mode: replace needs background: and mask:"),
+    ("character: KEEPER, pose: layouts/short.mp4, face: layouts/other.mp4", "wan2.2-animate",
+     "shots[1].performance.pose: 'layouts/short.mp4' is 1.00 s and the shot 2.00 s"),
+    ("character: KEEPER, pose: layouts/broken.mp4, face: layouts/other.mp4", "wan2.2-animate",
+     "shots[1].performance.pose: 'layouts/broken.mp4' is not a decodable video"),
+    ("character: KEEPER, pose: layouts/greybox.mp4, face: layouts/other.mp4", "wan",
+     "model 'wan' cannot be conditioned on performance, which this shot needs (performance:) "
+     "— use a model that can, such as wan2.2-animate-14b"),
+])
+def test_bad_performances_are_located_errors(folder, text, model, message):
+    assert message in compile_error(folder, performed(text, model))
