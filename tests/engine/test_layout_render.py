@@ -120,3 +120,38 @@ def test_conditioned_shots_render_through_the_workers(tiny_weights, tmp_path):
     assert {s["id"]: s["status"] for s in again["shots"]} == {
         "SH0010": "cached", "SH0020": "rendered", "SH0030": "cached", "SH0040": "cached",
         "SH0050": "rendered", "SH0060": "rendered"}
+
+
+def test_the_harbour_storyboard_renders_every_kind_with_tiny_models(tiny_weights, tmp_path):
+    """storyboards/harbour_sq050.yaml as shipped, but for tiny models: its weights pointed at
+    them, its size and steps small, on CPU workers."""
+    import shutil
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2] / "storyboards"
+    folder = tmp_path / "harbour"
+    for name in ("refs", "panels", "layouts"):
+        shutil.copytree(root / name, folder / name)
+    board = yaml.safe_load((root / "harbour_sq050.yaml").read_text())
+    board["resolution"] = "64x36"
+    board["defaults"].update(size="256x144", steps=2,  # (16:9, as its mask is)
+                             options={"device": "cpu", "max_sequence_length": 32,
+                                      "segment_frame_length": 5})
+    board["weights"] = {"depth": str(tiny_weights("depth")),
+                        "wan2.1-t2v-14b": str(tiny_weights("wan_t2v")),
+                        "wan2.1-vace-14b": str(tiny_weights("wan_vace")),
+                        "wan2.1-i2v-14b-720p": str(tiny_weights("wan_i2v")),
+                        "wan2.2-animate-14b": str(tiny_weights("wan_animate"))}
+    for shot in board["shots"]:
+        shot["duration"] = "8f"
+    path = folder / "harbour_sq050.yaml"
+    path.write_text(yaml.safe_dump(board, sort_keys=False))
+    summary = render_json(path, tmp_path / "store", timeout=900)
+    assert [s["status"] for s in summary["shots"]] == ["rendered"] * 7
+    plan = plan_from_storyboard(load_storyboard(path))
+    cut = decode(Path(urlparse(summary["cut"]).path))
+    assert cut.shape == (plan.frames, 36, 64, 3)  # frame-exact
+    store = open_store(str(tmp_path / "store"))
+    record = read_take_record(store, plan.shots[0].selected_take.key)
+    assert record["conditioning"][0]["from_key"] == plan.shots[0].still.key  # still first
