@@ -243,11 +243,13 @@ class RenderPlan(_Frozen):
         raise KeyError(shot_id)
 
     def tasks(self) -> list[ShotTask]:
-        """Every task, each after the tasks it depends on."""
+        """Every task, each after the tasks it depends on (with the drafts and stills that
+        takes wait on: `needed_takes`)."""
         ordered: list[ShotTask] = []
         seen: set[str] = set()
-        by_key = {t.key: t for s in self.shots for take in s.takes for t in take.tasks}
-        take_tasks = {take.key: take.tasks for take in self.takes()}
+        needed = self.needed_takes()
+        by_key = {t.key: t for take in needed for t in take.tasks}
+        take_tasks = {take.key: take.tasks for take in needed}
 
         def visit(task: ShotTask) -> None:
             if task.key in seen:
