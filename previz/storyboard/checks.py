@@ -396,22 +396,11 @@ def _check_audio(path: Path, relative: str, whole: bool = False) -> float | None
     torch, not ray): a corrupt file, or one with no sound, is refused here rather than at the
     end of a render, when the cut's picture is joined to the sound. Returns the length in
     seconds of a file decoded whole."""
-    import subprocess
-
     from previz.media.encode import ffmpeg_exe  # lazily: numpy, only when there is audio
 
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
-               "-map", "0:a:0", *(() if whole else ("-t", "1")), "-ac", "1", "-ar", "8000",
-               "-f", "s16le", "-"]
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=AUDIO_PROBE_SECONDS,
-                                check=False)
-    except subprocess.TimeoutExpired:
-        raise _FileProblem(f"could not be decoded within {AUDIO_PROBE_SECONDS} s — "
-                           f"{_AUDIO_FIX}") from None
-    except OSError as error:
-        raise _FileProblem(f"could not be checked: ffmpeg did not start ({error.strerror}) — "
-                           "set PREVIZ_FFMPEG to an ffmpeg binary") from None
+    result = _probe([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path),
+                      "-map", "0:a:0", *(() if whole else ("-t", "1")), "-ac", "1", "-ar",
+                      "8000", "-f", "s16le", "-"], _AUDIO_FIX)
     log = result.stderr.decode("utf-8", "replace")
     if result.returncode != 0:
         if "matches no streams" in log:
@@ -438,21 +427,10 @@ def _check_video(path: Path, relative: str) -> tuple[tuple[int, int], float]:
     """Decode the first frame of the file's first video stream with the ffmpeg binary (as
     audio is checked): a file that is not a decodable video is refused where it is named.
     Returns its size and its length in seconds (from its header)."""
-    import subprocess
-
     from previz.media.encode import ffmpeg_exe
 
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map", "0:v:0",
-               "-frames:v", "1", "-f", "null", "-"]
-    try:
-        result = subprocess.run(command, capture_output=True, timeout=AUDIO_PROBE_SECONDS,
-                                check=False)
-    except subprocess.TimeoutExpired:
-        raise _FileProblem(f"could not be decoded within {AUDIO_PROBE_SECONDS} s — "
-                           f"{_VIDEO_FIX}") from None
-    except OSError as error:
-        raise _FileProblem(f"could not be checked: ffmpeg did not start ({error.strerror}) — "
-                           "set PREVIZ_FFMPEG to an ffmpeg binary") from None
+    result = _probe([ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path), "-map",
+                     "0:v:0", "-frames:v", "1", "-f", "null", "-"], _VIDEO_FIX)
     log = result.stderr.decode("utf-8", "replace")
     if result.returncode != 0:
         if "matches no streams" in log:
@@ -465,6 +443,22 @@ def _check_video(path: Path, relative: str) -> tuple[tuple[int, int], float]:
     hours, minutes, seconds = duration.groups()
     return ((int(size.group(1)), int(size.group(2))),
             int(hours) * 3600 + int(minutes) * 60 + float(seconds))
+
+
+def _probe(command: list[str], fix: str):
+    """Run an ffmpeg decode of a named file: one that hangs it, or an ffmpeg that does not
+    start, is refused where the file is named, saying `fix`."""
+    import subprocess
+
+    try:
+        return subprocess.run(command, capture_output=True, timeout=AUDIO_PROBE_SECONDS,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise _FileProblem(f"could not be decoded within {AUDIO_PROBE_SECONDS} s — "
+                           f"{fix}") from None
+    except OSError as error:
+        raise _FileProblem(f"could not be checked: ffmpeg did not start ({error.strerror}) — "
+                           "set PREVIZ_FFMPEG to an ffmpeg binary") from None
 
 
 def _ffmpeg_reason(log: str, path: Path, relative: str) -> str:
