@@ -2,6 +2,8 @@
 
 - an approved take becomes its shot's select; where the storyboard's `select:` says otherwise
   the render says so, and the decision wins (`--ignore-decisions` follows the storyboard);
+- an approved keyframe still (from a `--stills` version) starts its shot's motion pass, as
+  `still: approved` in the storyboard would;
 - a shot marked needs work gets a new take, with the next seed, for each needs-work decision
   since its last pick or approval (`--retakes`); the old takes stay, and the new one is shown.
   Counting decisions, not renders, makes a second render with --retakes render nothing new;
@@ -57,7 +59,7 @@ def follow_decisions(board, plan: RenderPlan, store, *, retakes: bool = False) -
 
 
 def _shot_updates(shot, planned, review: ShotReview | None, retakes: bool,
-                  messages: list[str]) -> dict[str, int]:
+                  messages: list[str]) -> dict[str, Any]:
     if review is None or planned is None:
         return {}
     if review.needs_work:
@@ -72,6 +74,8 @@ def _shot_updates(shot, planned, review: ShotReview | None, retakes: bool,
         return {"takes": takes, "select": takes}
     if not review.approved or review.take is None:
         return {}
+    if planned.still is not None and review.take_key == planned.still.key:
+        return _still_approved(shot, review, messages)
     takes = {t.take: t.key for t in planned.takes}
     if takes.get(review.take) != review.take_key:
         messages.append(f"{shot.id}: take {review.take} approved by "
@@ -85,6 +89,21 @@ def _shot_updates(shot, planned, review: ShotReview | None, retakes: bool,
                     f"{shot.select} — the decision wins (--ignore-decisions follows the "
                     "storyboard)")
     return {"select": review.take}
+
+
+def _still_approved(shot, review: ShotReview, messages: list[str]) -> dict[str, Any]:
+    if shot.still == "approved":
+        return {}
+    decided = review.history[-1]
+    starts = ("continue:" if shot.continues else "layout: animatic"
+              if shot.layout is not None and shot.layout.source == "animatic" else None)
+    if starts:
+        messages.append(f"{shot.id}: its still, approved by {decided.reviewer} "
+                        f"({decided.version}), cannot start the shot: {starts} does")
+        return {}
+    messages.append(f"{shot.id}: its still, approved by {decided.reviewer} ({decided.version}), "
+                    "starts its motion pass")
+    return {"still": "approved"}
 
 
 def _needs_work_since_choice(review: ShotReview) -> int:
