@@ -11,10 +11,12 @@ frame count can run a few frames past the shot's) its last frame holds.
 
 What of it steers the model: `edges` (the outlines of its staging and camera, white on black:
 Sobel gradients of its luminance, thresholded), `depth` (a transformers depth-estimation model's
-relative depth, near bright, scaled over the whole clip so it does not flicker), `gray` (its grey
-levels), or `video` (its own pictures, for video-to-video). A mask is white where the model
-generates and black where the source is kept. All but depth need numpy and the ffmpeg binary
-only.
+relative depth, near bright, scaled over the whole clip so it does not flicker), `pose` (the
+performer's skeleton: a transformers ViTPose model's 17 COCO keypoints, the whole frame taken as
+the one performer's box, drawn as OpenPose draws them — coloured limbs on black), `gray` (its
+grey levels), or `video` (its own pictures, for video-to-video). A mask is white where the model
+generates and black where the source is kept. All but depth and pose need numpy and the ffmpeg
+binary only.
 """
 
 from __future__ import annotations
@@ -61,10 +63,13 @@ def control_frames(frames: np.ndarray, control: str, extractor: str | None = Non
     the depth model, for depth."""
     if control == "video":
         return frames
+    if control in ("depth", "pose") and not extractor:
+        raise GeneratorError(f"control {control} needs a {control} model: weights: "
+                             f"{{{control}: DIR}}")
     if control == "depth":
-        if not extractor:
-            raise GeneratorError("control depth needs a depth model: weights: {depth: DIR}")
         return np.repeat(_depth(frames, extractor)[..., None], 3, axis=-1)
+    if control == "pose":
+        return _pose(frames, extractor)
     luminance = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if control == "gray":
         grey = np.clip(luminance, 0, 255).astype(np.uint8)
@@ -95,7 +100,7 @@ def _depth(frames: np.ndarray, weights: str) -> np.ndarray:
     import torch
     from PIL import Image
 
-    model, processor = _depth_model(weights)
+    model, processor = _model(weights, "depth")
     estimates = []
     for start in range(0, len(frames), DEPTH_BATCH):
         batch = [Image.fromarray(frame) for frame in frames[start:start + DEPTH_BATCH]]
@@ -111,27 +116,69 @@ def _depth(frames: np.ndarray, weights: str) -> np.ndarray:
     return np.clip(scaled * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-_DEPTH_MODELS: dict[str, tuple] = {}
+# COCO's 17 keypoints joined as OpenPose draws a body: (from, to) and the limb's colour.
+_LIMBS = [((5, 7), (255, 85, 0)), ((7, 9), (255, 170, 0)), ((6, 8), (85, 255, 0)),
+          ((8, 10), (0, 255, 0)), ((5, 6), (255, 0, 0)), ((5, 11), (0, 255, 85)),
+          ((6, 12), (0, 255, 170)), ((11, 13), (0, 255, 255)), ((13, 15), (0, 170, 255)),
+          ((12, 14), (0, 85, 255)), ((14, 16), (0, 0, 255)), ((11, 12), (85, 0, 255)),
+          ((0, 1), (170, 0, 255)), ((0, 2), (255, 0, 255)), ((1, 3), (255, 0, 170)),
+          ((2, 4), (255, 0, 85))]
+KEYPOINT_SCORE = 0.3  # below it a keypoint is not seen, and its limbs are not drawn
 
 
-def _depth_model(weights: str):
-    """The depth model and its processor, loaded once per process (a worker keeps it)."""
-    if weights not in _DEPTH_MODELS:
+def _pose(frames: np.ndarray, weights: str) -> np.ndarray:
+    import torch
+    from PIL import Image, ImageDraw
+
+    model, processor = _model(weights, "pose")
+    height, width = frames.shape[1:3]
+    drawn = np.zeros_like(frames)
+    line = max(2, round(min(width, height) / 90))
+    for start in range(0, len(frames), DEPTH_BATCH):
+        batch = [Image.fromarray(frame) for frame in frames[start:start + DEPTH_BATCH]]
+        boxes = [[[0, 0, width, height]] for _ in batch]  # the whole frame: one performer
+        inputs = processor(images=batch, boxes=boxes, return_tensors="pt")
+        with torch.inference_mode():
+            outputs = model(**inputs.to(model.device))
+        found = processor.post_process_pose_estimation(outputs, boxes=boxes)
+        for offset, people in enumerate(found):
+            canvas = Image.new("RGB", (width, height))
+            draw = ImageDraw.Draw(canvas)
+            points, scores = people[0]["keypoints"].tolist(), people[0]["scores"].tolist()
+            for (a, b), colour in _LIMBS:
+                if min(scores[a], scores[b]) >= KEYPOINT_SCORE:
+                    draw.line([tuple(points[a]), tuple(points[b])], fill=colour, width=line)
+            drawn[start + offset] = np.asarray(canvas)
+    return drawn
+
+
+_MODELS: dict[tuple[str, str], tuple] = {}
+
+
+def _model(weights: str, kind: str):
+    """A depth or pose model and its processor, loaded once per process (a worker keeps it)."""
+    if (weights, kind) not in _MODELS:
         import torch
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
+        from transformers import (
+            AutoImageProcessor,
+            AutoModelForDepthEstimation,
+            VitPoseForPoseEstimation,
+        )
 
+        loader = AutoModelForDepthEstimation if kind == "depth" else VitPoseForPoseEstimation
         try:
             processor = AutoImageProcessor.from_pretrained(weights)
-            model = AutoModelForDepthEstimation.from_pretrained(weights).eval()
+            model = loader.from_pretrained(weights).eval()
         except (OSError, ValueError) as error:
-            raise GeneratorError(f"the depth model at {weights} could not be loaded ({error}) "
-                                 "— point weights: {depth: ...} at a transformers "
-                                 "depth-estimation folder such as Depth-Anything-V2-Small-hf"
-                                 ) from None
+            raise GeneratorError(
+                f"the {kind} model at {weights} could not be loaded ({error}) — point weights: "
+                f"{{{kind}: ...}} at a transformers folder such as "
+                f"{'Depth-Anything-V2-Small-hf' if kind == 'depth' else 'vitpose-base-simple'}"
+            ) from None
         if torch.cuda.is_available():
             model = model.to("cuda")
-        _DEPTH_MODELS[weights] = (model, processor)
-    return _DEPTH_MODELS[weights]
+        _MODELS[weights, kind] = (model, processor)
+    return _MODELS[weights, kind]
 
 
 def mask_frames(frames: np.ndarray) -> np.ndarray:

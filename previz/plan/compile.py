@@ -246,14 +246,15 @@ class _Compiler:
                          "still: only the white region moves, a cinemagraph) or layout: with "
                          "control: video (a plate to inpaint)")
             return False
-        if layout is not None and layout.control == "depth" and \
-                self.board.weights_for(DEPTH_WEIGHTS) is None:
+        if layout is not None and layout.control in EXTRACTORS and \
+                self.board.weights_for(EXTRACTORS[layout.control][0]) is None:
             where = ("shots", index, "layout")
-            self.problem(where, f"{field_name(where)}: control: depth needs a depth model on the "
-                         "workers, and the storyboard names none — add weights: {depth: "
-                         "/mnt/models/Depth-Anything-V2-Small-hf} (a transformers depth-"
-                         "estimation folder on the workers, one beside the storyboard, or the hub "
-                         "id depth-anything/Depth-Anything-V2-Small-hf), or use control: edges")
+            name, what, example = EXTRACTORS[layout.control]
+            self.problem(where, f"{field_name(where)}: control: {layout.control} needs a {what} "
+                         "on the workers, and the storyboard names none — add weights: "
+                         f"{{{name}: /mnt/models/{example.split('/')[-1]}}} (a transformers "
+                         "folder on the workers, one beside the storyboard, or the hub id "
+                         f"{example}), or use control: edges")
             return False
         if layout is not None and layout.source == LAYOUT_ANIMATIC and shot.continues:
             where = ("shots", index, "layout")
@@ -544,8 +545,8 @@ class _Compiler:
                 source = Conditioning(role=role, from_key=self._animatic_key(item))
             else:
                 source = self._file_condition(role, layout.source)
-            extractor = self.board.weights_for(DEPTH_WEIGHTS) if layout.control == "depth" \
-                else None
+            extractor = self.board.weights_for(EXTRACTORS[layout.control][0]) \
+                if layout.control in EXTRACTORS else None
             videos.append(source.model_copy(update={
                 "control": layout.control, "strength": layout.strength,
                 "first_frame": first_frame, "video": True,
@@ -692,8 +693,11 @@ class _Compiler:
         )
 
 
-# The `weights:` entry that names the depth model a layout of `control: depth` runs.
-DEPTH_WEIGHTS = "depth"
+# Controls a model extracts: the `weights:` entry that names it, what it is, and one to use.
+EXTRACTORS = {
+    "depth": ("depth", "depth model", "depth-anything/Depth-Anything-V2-Small-hf"),
+    "pose": ("pose", "pose model", "usyd-community/vitpose-base-simple"),
+}
 # Fields a take key has always had; the others (a layout's, a mask's) only where they are set,
 # so the keys of takes conditioned on pictures alone stay as they were.
 _CONDITIONING_KEY = frozenset({"role", "sha256", "from_key", "name"})

@@ -345,12 +345,12 @@ class Layout(_Strict):
         description="a video beside the storyboard (a playblast or greybox render from Maya, "
         "Unreal or Blender, a phone recording), or `animatic`: the shot's own draft take, which "
         "already draws its camera move")
-    control: Literal["edges", "depth", "gray", "video"] = Field(
+    control: Literal["edges", "depth", "pose", "gray", "video"] = Field(
         default="edges",
         description="what of it steers the model: edges (outlines), depth (a depth model's "
-        "estimate: weights: {depth: ...}), gray (grey levels) — a control video for a model "
-        "that takes one (Wan VACE) — or video: its own pictures, restyled by the prompt "
-        "(video-to-video)")
+        "estimate: weights: {depth: ...}), pose (the performer's skeleton: weights: {pose: "
+        "...}), gray (grey levels) — a control video for a model that takes one (Wan VACE) — "
+        "or video: its own pictures, restyled by the prompt (video-to-video)")
     strength: Annotated[float, Field(gt=0, le=1)] = Field(
         default=1.0, description="how firmly the layout holds (1: fully)")
 

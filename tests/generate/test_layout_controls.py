@@ -190,3 +190,17 @@ def test_a_performance_drives_a_character_on_wan_animate(loaded, monkeypatch, mo
     assert result.frames.shape == (9, 16, 16, 3)
     # two windows of 5 frames (the second starts on the first's last): 2 x 2 steps
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_pose_is_the_pose_models_skeleton_drawn_on_black(tiny_weights, monkeypatch):
+    import previz.generate.controls as controls
+
+    frames = np.full((2, 48, 64, 3), 120, np.uint8)
+    monkeypatch.setattr(controls, "KEYPOINT_SCORE", 0.0)  # random weights see every joint
+    pose = control_frames(frames, "pose", str(tiny_weights("pose")))
+    assert pose.shape == (2, 48, 64, 3) and pose.dtype == np.uint8
+    colours = {tuple(c) for c in pose.reshape(-1, 3)}
+    assert (0, 0, 0) in colours and len(colours) > 2  # limbs in colour on black
+    assert np.array_equal(pose, control_frames(frames, "pose", str(tiny_weights("pose"))))
+    monkeypatch.setattr(controls, "KEYPOINT_SCORE", 2.0)  # nothing seen: nothing drawn
+    assert not control_frames(frames, "pose", str(tiny_weights("pose"))).any()

@@ -130,6 +130,10 @@ def test_a_depth_layout_needs_the_depth_model_its_weights_name(folder, tiny_weig
     message = compile_error(folder, shot("layout: {source: layouts/greybox.mp4, control: depth}"))
     assert ("shots[1].layout: control: depth needs a depth model on the workers, and the "
             "storyboard names none — add weights: {depth: ") in message
+    message = compile_error(folder, shot("layout: {source: layouts/greybox.mp4, control: pose}"))
+    assert ("shots[1].layout: control: pose needs a pose model on the workers, and the "
+            "storyboard names none — add weights: {pose: /mnt/models/vitpose-base-simple} ("
+            ) in message
     text = shot("layout: {source: layouts/greybox.mp4, control: depth}").replace(
         "shots:", f"weights: {{depth: {tiny_weights('depth')}}}\nshots:")
     plan = compile_text(folder, text)
