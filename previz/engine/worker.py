@@ -269,7 +269,7 @@ class RenderWorker:
             still = Image.open(io.BytesIO(ray.get(images[condition.sha256]))).convert("RGB")
             fitted = np.asarray(still.resize((task.width, task.height)))[None]
             return Image.fromarray(mask_frames(fitted)[0])
-        control = "mask" if condition.role == "mask" else condition.control or "video"
+        control = condition.control or ("mask" if condition.role == "mask" else "video")
         key = control_key(condition.sha256 or condition.from_key or "",
                           f"{control}:{condition.extractor}" if condition.extractor else control,
                           task.fps, task.width, task.height, condition.first_frame,

@@ -63,13 +63,16 @@ def control_frames(frames: np.ndarray, control: str, extractor: str | None = Non
     the depth model, for depth."""
     if control == "video":
         return frames
-    if control in ("depth", "pose") and not extractor:
-        raise GeneratorError(f"control {control} needs a {control} model: weights: "
-                             f"{{{control}: DIR}}")
+    if control in ("depth", "pose", "face", "performer", "plate") and not extractor:
+        kind = "depth" if control == "depth" else "pose"
+        raise GeneratorError(f"control {control} needs a {kind} model: weights: "
+                             f"{{{kind}: DIR}}")
     if control == "depth":
         return np.repeat(_depth(frames, extractor)[..., None], 3, axis=-1)
     if control == "pose":
         return _pose(frames, extractor)
+    if control in ("face", "performer", "plate"):
+        return _performance(frames, extractor, control)
     luminance = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if control == "gray":
         grey = np.clip(luminance, 0, 255).astype(np.uint8)
@@ -126,30 +129,101 @@ _LIMBS = [((5, 7), (255, 85, 0)), ((7, 9), (255, 170, 0)), ((6, 8), (85, 255, 0)
 KEYPOINT_SCORE = 0.3  # below it a keypoint is not seen, and its limbs are not drawn
 
 
-def _pose(frames: np.ndarray, weights: str) -> np.ndarray:
+def _keypoints(frames: np.ndarray, weights: str) -> tuple[np.ndarray, np.ndarray]:
+    """The performer's 17 COCO keypoints in every frame, (T, 17, 2) in pixels, and their scores
+    (T, 17): the whole frame taken as the one performer's box. Kept for the last clip, which
+    a performance asks for four times (its pose, face, plate and mask)."""
     import torch
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
+    key = (weights, hashlib.sha1(frames.tobytes()).hexdigest(), frames.shape)
+    if _LAST_KEYPOINTS.get("key") == key:
+        return _LAST_KEYPOINTS["value"]
     model, processor = _model(weights, "pose")
     height, width = frames.shape[1:3]
-    drawn = np.zeros_like(frames)
-    line = max(2, round(min(width, height) / 90))
+    points, scores = [], []
     for start in range(0, len(frames), DEPTH_BATCH):
         batch = [Image.fromarray(frame) for frame in frames[start:start + DEPTH_BATCH]]
-        boxes = [[[0, 0, width, height]] for _ in batch]  # the whole frame: one performer
+        boxes = [[[0, 0, width, height]] for _ in batch]
         inputs = processor(images=batch, boxes=boxes, return_tensors="pt")
         with torch.inference_mode():
             outputs = model(**inputs.to(model.device))
-        found = processor.post_process_pose_estimation(outputs, boxes=boxes)
-        for offset, people in enumerate(found):
-            canvas = Image.new("RGB", (width, height))
-            draw = ImageDraw.Draw(canvas)
-            points, scores = people[0]["keypoints"].tolist(), people[0]["scores"].tolist()
-            for (a, b), colour in _LIMBS:
-                if min(scores[a], scores[b]) >= KEYPOINT_SCORE:
-                    draw.line([tuple(points[a]), tuple(points[b])], fill=colour, width=line)
-            drawn[start + offset] = np.asarray(canvas)
+        for people in processor.post_process_pose_estimation(outputs, boxes=boxes):
+            points.append(people[0]["keypoints"].cpu().numpy())
+            scores.append(people[0]["scores"].cpu().numpy())
+    value = (np.stack(points), np.stack(scores))
+    _LAST_KEYPOINTS.update(key=key, value=value)
+    return value
+
+
+_LAST_KEYPOINTS: dict[str, object] = {}
+
+
+def _pose(frames: np.ndarray, weights: str) -> np.ndarray:
+    from PIL import Image, ImageDraw
+
+    points, scores = _keypoints(frames, weights)
+    height, width = frames.shape[1:3]
+    drawn = np.zeros_like(frames)
+    line = max(2, round(min(width, height) / 90))
+    for index in range(len(frames)):
+        canvas = Image.new("RGB", (width, height))
+        draw = ImageDraw.Draw(canvas)
+        for (a, b), colour in _LIMBS:
+            if min(scores[index, a], scores[index, b]) >= KEYPOINT_SCORE:
+                draw.line([tuple(points[index, a]), tuple(points[index, b])], fill=colour,
+                          width=line)
+        drawn[index] = np.asarray(canvas)
     return drawn
+
+
+def _box(points: np.ndarray, scores: np.ndarray, joints, grow: float, size: tuple[int, int],
+         square: bool) -> tuple[int, int, int, int] | None:
+    """The box around the seen `joints`, grown by `grow` of its size (square if asked), inside
+    the frame; None when none of them is seen."""
+    seen = [points[j] for j in joints if scores[j] >= KEYPOINT_SCORE]
+    if not seen:
+        return None
+    (x0, y0), (x1, y1) = np.min(seen, axis=0), np.max(seen, axis=0)
+    w, h = max(x1 - x0, 4.0), max(y1 - y0, 4.0)
+    if square:
+        w = h = max(w, h)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    w, h = w * (1 + grow), h * (1 + grow)
+    width, height = size
+    return (max(0, int(cx - w / 2)), max(0, int(cy - h / 2)),
+            min(width, int(cx + w / 2) + 1), min(height, int(cy + h / 2) + 1))
+
+
+_HEAD = (0, 1, 2, 3, 4)  # nose, eyes, ears
+
+
+def _performance(frames: np.ndarray, weights: str, part: str) -> np.ndarray:
+    """What Wan-Animate's preprocessing makes of a performance video, from its keypoints: the
+    performer's face, cropped square around the head (the last one seen holds when the head is
+    not seen; the whole frame before any is); the performer's region, the box around every seen
+    joint (white); or the plate without the performer (that box black)."""
+    from PIL import Image
+
+    points, scores = _keypoints(frames, weights)
+    height, width = frames.shape[1:3]
+    out = np.zeros_like(frames)
+    last = (0, 0, width, height)
+    for index, frame in enumerate(frames):
+        if part == "face":
+            box = _box(points[index], scores[index], _HEAD, 1.0, (width, height), True) or last
+            last = box
+            crop = Image.fromarray(frame).crop(box).resize((width, height), Image.BICUBIC)
+            out[index] = np.asarray(crop)
+            continue
+        box = _box(points[index], scores[index], range(17), 0.15, (width, height), False)
+        x0, y0, x1, y1 = box or (0, 0, 0, 0)
+        if part == "performer":
+            out[index, y0:y1, x0:x1] = 255
+        else:  # the plate
+            out[index] = frame
+            out[index, y0:y1, x0:x1] = 0
+    return out
 
 
 _MODELS: dict[tuple[str, str], tuple] = {}

@@ -227,7 +227,8 @@ class _Compiler:
         return False
 
     def _check_layout(self, shot: Shot, index: int) -> bool:
-        """What a layout and a mask may be combined with: a model takes one video."""
+        """What a layout and a mask may be combined with (a model takes one video), and the
+        models a layout or a performance video needs."""
         mask, layout = shot.mask, shot.layout
         where = ("shots", index, "mask")
         if mask and layout is not None and layout.control != "video":
@@ -256,6 +257,16 @@ class _Compiler:
                          "folder on the workers, one beside the storyboard, or the hub id "
                          f"{example}), or use control: edges")
             return False
+        if shot.performance is not None and shot.performance.video and \
+                self.board.weights_for(EXTRACTORS["pose"][0]) is None:
+            where = ("shots", index, "performance", "video")
+            self.problem(where, f"{field_name(where)}: its pose and face are found by a pose "
+                         "model on the workers, and the storyboard names none — add weights: "
+                         "{pose: /mnt/models/vitpose-base-simple} (a transformers folder on the "
+                         "workers, one beside the storyboard, or the hub id "
+                         f"{EXTRACTORS['pose'][2]}), or give pose: and face: (Wan-Animate's "
+                         "preprocessed videos) instead")
+            return False
         if layout is not None and layout.source == LAYOUT_ANIMATIC and shot.continues:
             where = ("shots", index, "layout")
             self.problem(where, f"{field_name(where)}: animatic with continue: — a shot's task "
@@ -275,7 +286,7 @@ class _Compiler:
             named.append((shot.mask, ("shots", index, "mask")))
         if shot.performance is not None:
             named += [(getattr(shot.performance, name), ("shots", index, "performance", name))
-                      for name in ("pose", "face", "background", "mask")
+                      for name in ("video", "pose", "face", "background", "mask")
                       if getattr(shot.performance, name)]
         for relative, loc in named:
             checked = self.board.file(relative)
@@ -558,6 +569,14 @@ class _Compiler:
             videos.append(self._file_condition("character", character.reference[0],
                                                performance.character).model_copy(
                 update={"control": performance.mode}))
+            if performance.video:  # its pose, face, plate and region found by the pose model
+                extractor = self.board.weights_for(EXTRACTORS["pose"][0]).path
+                parts = [("pose_video", "pose"), ("face_video", "face")] + (
+                    [("background_video", "plate"), ("mask", "performer")]
+                    if performance.mode == "replace" else [])
+                videos += [self._file_condition(role, performance.video).model_copy(update={
+                    "first_frame": first_frame, "video": True, "control": control,
+                    "extractor": extractor}) for role, control in parts]
             for role, relative in (("pose_video", performance.pose),
                                    ("face_video", performance.face),
                                    ("background_video", performance.background),

@@ -298,7 +298,7 @@ def _named_files(data: Any) -> Iterator[tuple[tuple, str, str]]:
         if isinstance(layout, str) and layout != LAYOUT_ANIMATIC:
             yield where, layout, "video"
         performance = shot.get("performance") if isinstance(shot, dict) else None
-        for name in ("pose", "face", "background", "mask"):
+        for name in ("video", "pose", "face", "background", "mask"):
             value = performance.get(name) if isinstance(performance, dict) else None
             if isinstance(value, str):
                 yield ("shots", index, "performance", name), value, "video"

@@ -356,13 +356,15 @@ class Layout(_Strict):
 
 
 class Performance(_Strict):
-    """A recorded performance that drives a character (Wan 2.2 Animate): its pose and face
-    videos, as Wan-Animate's preprocessing makes them from the performance video."""
+    """A recorded performance that drives a character (Wan 2.2 Animate): the performance video
+    (its pose and face found by the pose model `weights: {pose: ...}` names), or the pose and
+    face videos Wan-Animate's own preprocessing makes of it."""
 
     character: str = Field(description="the character it drives: its reference image is "
                                        "animated")
-    pose: RelPath = Field(description="the performance's pose video (src_pose.mp4)")
-    face: RelPath = Field(description="the performer's face crops (src_face.mp4)")
+    video: RelPath | None = Field(default=None, description="the performance, as recorded")
+    pose: RelPath | None = Field(default=None, description="or its pose video (src_pose.mp4)")
+    face: RelPath | None = Field(default=None, description="and its face crops (src_face.mp4)")
     mode: Literal["animate", "replace"] = Field(
         default="animate", description="animate: the character performs in its reference's "
         "setting; replace: the character replaces the performer in the performance's plate")
@@ -373,6 +375,17 @@ class Performance(_Strict):
 
     @model_validator(mode="after")
     def _replace_needs_its_plate(self) -> Performance:
+        if (self.video is None) == (self.pose is None or self.face is None) or (
+                self.video is not None and (self.pose or self.face)):
+            raise ValueError("give the performance as video: (the recording: its pose and "
+                             "face are found with the pose model weights: {pose: ...} names), "
+                             "or as pose: and face: (Wan-Animate's preprocessed videos) — one "
+                             "of the two")
+        if self.video is not None:
+            if self.background or self.mask:
+                raise ValueError("background: and mask: come from the video: itself — drop "
+                                 "them, or give pose: and face: instead of video:")
+            return self
         if self.mode == "replace" and not (self.background and self.mask):
             raise ValueError("mode: replace needs background: and mask: (the plate without the "
                              "performer and where the performer is: src_bg.mp4, src_mask.mp4 "

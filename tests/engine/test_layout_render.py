@@ -52,6 +52,7 @@ def board(folder: Path, tiny_weights) -> Path:
           wan2.1-vace-1.3b: {tiny_weights("wan_vace")}
           depth: {tiny_weights("depth")}
           wan2.2-animate-14b: {tiny_weights("wan_animate")}
+          pose: {tiny_weights("pose")}
         defaults:
           model: wan
           size: 16x16
@@ -71,8 +72,7 @@ def board(folder: Path, tiny_weights) -> Path:
               layout: {{source: layouts/sh0020.mp4, control: video}}}}
           - {{id: SH0060, duration: 12f, prompt: "the keeper waves", model: wan2.2-animate,
               options: {{device: cpu, segment_frame_length: 5}},
-              performance: {{character: KEEPER, pose: layouts/sh0020.mp4,
-                             face: layouts/sh0020.mp4}}}}
+              performance: {{character: KEEPER, video: layouts/sh0020.mp4, mode: replace}}}}
         """))
     return path
 
@@ -96,8 +96,9 @@ def test_conditioned_shots_render_through_the_workers(tiny_weights, tmp_path):
     assert kinds["SH0020"] == [("control_video", "edges")]
     assert kinds["SH0030"] == [("control_video", "depth")]
     assert kinds["SH0050"] == [("source_video", "video")]
-    assert kinds["SH0060"] == [("pose_video", "video"), ("face_video", "video")]
-    assert records["SH0060"]["call"]["mode"] == "animate"
+    assert sorted(kinds["SH0060"]) == [("background_video", "plate"), ("face_video", "face"),
+                                       ("mask", "performer"), ("pose_video", "pose")]
+    assert records["SH0060"]["call"]["mode"] == "replace"
     assert records["SH0050"]["pipeline"] == "WanVideoToVideoPipeline"
     for shot in ("SH0020", "SH0030", "SH0050"):
         [control] = records[shot]["controls"]
@@ -107,6 +108,7 @@ def test_conditioned_shots_render_through_the_workers(tiny_weights, tmp_path):
     page = Path(urlparse(summary["review"]).path)
     html = page.read_text()
     assert html.count("Steered by:") == 4  # layouts, a performance (a still mask is no video)
+    assert ">performance (pose)</a>" in html and ">plate</a>" in html
     assert 'href="SH0020_control1.mp4">layout (edges)</a>' in html
     assert 'href="SH0040_control1.mp4">mask</a>' not in html  # a still mask: no video
     assert (page.parent / "SH0020_control1.mp4").stat().st_size > 0

@@ -204,3 +204,24 @@ def test_pose_is_the_pose_models_skeleton_drawn_on_black(tiny_weights, monkeypat
     assert np.array_equal(pose, control_frames(frames, "pose", str(tiny_weights("pose"))))
     monkeypatch.setattr(controls, "KEYPOINT_SCORE", 2.0)  # nothing seen: nothing drawn
     assert not control_frames(frames, "pose", str(tiny_weights("pose"))).any()
+
+
+def test_a_performance_video_gives_its_face_region_and_plate_from_its_keypoints(
+        tiny_weights, monkeypatch):
+    import previz.generate.controls as controls
+
+    monkeypatch.setattr(controls, "KEYPOINT_SCORE", 0.0)  # random weights see every joint
+    frames = np.random.default_rng(1).integers(0, 255, (2, 48, 64, 3), dtype=np.uint8)
+    weights = str(tiny_weights("pose"))
+    points, _ = controls._keypoints(frames, weights)
+    face = control_frames(frames, "face", weights)
+    region = control_frames(frames, "performer", weights)
+    plate = control_frames(frames, "plate", weights)
+    assert face.shape == region.shape == plate.shape == frames.shape
+    white = region[..., 0] == 255
+    assert white.any() and set(np.unique(region)) <= {0, 255}
+    assert not plate[white].any()  # the performer's region is taken out of the plate
+    assert np.array_equal(plate[~white], frames[~white])
+    # every joint inside the region (clipped to the frame)
+    inside = np.clip(points.round().astype(int), 0, [63, 47])
+    assert all(white[i, y, x] for i in range(2) for x, y in inside[i])

@@ -173,7 +173,23 @@ def test_a_performance_drives_its_characters_reference_on_wan_animate(folder):
         "background_video", "mask"]
 
 
+def test_a_recorded_performance_is_read_by_the_pose_model(folder, tiny_weights):
+    text = performed("character: KEEPER, video: layouts/greybox.mp4, mode: replace").replace(
+        "shots:", f"weights: {{pose: {tiny_weights('pose')}}}\nshots:")
+    task = compile_text(folder, text).shots[1].selected_take.final_task
+    assert [(c.role, c.control) for c in task.conditioning] == [
+        ("character", "replace"), ("pose_video", "pose"), ("face_video", "face"),
+        ("background_video", "plate"), ("mask", "performer")]
+    assert {c.sha256 for c in task.conditioning[1:]} == {task.conditioning[1].sha256}
+    assert task.conditioning[1].extractor == str(tiny_weights("pose"))
+    message = compile_error(folder, performed("character: KEEPER, video: layouts/greybox.mp4"))
+    assert ("shots[1].performance.video: its pose and face are found by a pose model on the "
+            "workers, and the storyboard names none — add weights: {pose: ") in message
+
+
 @pytest.mark.parametrize("text, model, message", [
+    ("character: KEEPER, video: layouts/greybox.mp4, pose: layouts/greybox.mp4",
+     "wan2.2-animate", "give the performance as video: (the recording"),
     ("character: MARA, pose: layouts/greybox.mp4, face: layouts/other.mp4", "wan2.2-animate",
      "shots[1].performance.character: MARA has no reference image, and a performance animates "
      "one"),
