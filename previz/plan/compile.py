@@ -187,6 +187,13 @@ class _Compiler:
                 {Ability.REFERENCE} if use_references else set()))[0]
             still_spec = candidate if candidate is not None and candidate.makes_stills else None
         weights = self.board.weights_for(spec.name) or self.board.weights_for(model_name)
+        if shot.still and still_spec is None:
+            where = ("shots", index, "still")
+            self.problem(where, f"{field_name(where)}: approved, but {spec.name} makes no "
+                         "stills (it is not trained on single images) — render the shot's "
+                         "first frame with image: instead, or use a model that makes stills "
+                         "(Wan, LTX-Video, HunyuanVideo)")
+            return None
         still_weights = (self.board.weights_for(still_spec.name) or self.board.weights_for(
             model_name)) if still_spec is not None else None
         prompt = self._expand(shot.prompt)

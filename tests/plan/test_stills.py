@@ -64,3 +64,9 @@ def test_an_approved_still_cannot_start_a_shot_that_starts_otherwise(tmp_path):
     message = compile_error(tmp_path, board(", still: approved, image: refs/panel.png"))
     assert message.endswith("shots[0].still: approved with image: — the shot would start from "
                             "two first frames; drop still: (the image starts it) or image:")
+    message = compile_error(tmp_path, board().replace("model: cogvideox-5b",
+                                                      "model: cogvideox-5b, still: approved"))
+    assert message.endswith("shots[3].still: approved, but cogvideox-5b-i2v makes no stills (it "
+                            "is not trained on single images) — render the shot's first frame "
+                            "with image: instead, or use a model that makes stills (Wan, "
+                            "LTX-Video, HunyuanVideo)")
