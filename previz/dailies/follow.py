@@ -22,6 +22,7 @@ from typing import Any
 from previz.assemble.types import ReviewNote
 from previz.dailies.decisions import Action, ShotReview, read_decisions, shot_reviews
 from previz.plan.types import RenderPlan
+from previz.storyboard.model import LAYOUT_ANIMATIC
 
 __all__ = ["Followed", "follow_decisions"]
 
@@ -96,7 +97,7 @@ def _still_approved(shot, review: ShotReview, messages: list[str]) -> dict[str, 
         return {}
     decided = review.history[-1]
     starts = ("continue:" if shot.continues else "layout: animatic"
-              if shot.layout is not None and shot.layout.source == "animatic" else None)
+              if shot.layout is not None and shot.layout.source == LAYOUT_ANIMATIC else None)
     if starts:
         messages.append(f"{shot.id}: its still, approved by {decided.reviewer} "
                         f"({decided.version}), cannot start the shot: {starts} does")

@@ -697,9 +697,7 @@ class Dispatcher:
         more than the gang's lower efficiency (`_worth_keeping`); none while its GPUs are being
         gathered for a wider gang."""
         if self._gathering is not None and worker.gpus != self._gathering:
-            if not worker.queue:
-                self._pool_changed = True  # idle: its GPUs go to the gang being gathered
-            return []
+            return []  # (`_gang_wanted` has asked for the pool to be shaped: it gathers them)
         sized = [s for s in ready if self._size_of(s) == worker.gpus]
         if sized or worker.queue:
             return sized

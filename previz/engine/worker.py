@@ -35,6 +35,7 @@ from previz.engine.publish import (
     publishes_as_encoded,
 )
 from previz.generate.registry import generator_declaration
+from previz.generate.types import fit_image
 from previz.plan.types import Conditioning, ShotTask, TakePlan
 
 __all__ = ["RenderWorker", "ProgressBoard", "Rendered", "GANG_TIMEOUT_SECONDS", "CONTROL_NAME",
@@ -267,7 +268,8 @@ class RenderWorker:
 
         if condition.role == "mask" and not condition.video:
             still = Image.open(io.BytesIO(ray.get(images[condition.sha256]))).convert("RGB")
-            fitted = np.asarray(still.resize((task.width, task.height)))[None]
+            # (fitted as conditioning images and the layouts are: cover, centre crop)
+            fitted = np.asarray(fit_image(still, task.width, task.height))[None]
             return Image.fromarray(mask_frames(fitted)[0])
         control = condition.control or ("mask" if condition.role == "mask" else "video")
         key = control_key(condition.sha256 or condition.from_key or "",

@@ -57,6 +57,7 @@ from previz.generate.types import (
     fit_image,
     images_from_files,
 )
+from previz.plan.types import Conditioning
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -635,8 +636,6 @@ class DiffusersGenerator:
                         f"{role.replace('_', ' ')} — choose a model that can (see `previz "
                         "models`)")
                 videos[role] = images(condition)
-                videos[role + ":strength"] = condition.strength
-                videos[role + ":control"] = condition.control
         return videos
 
     def _pipeline_for(self, with_images: bool) -> Any:
@@ -674,7 +673,7 @@ class DiffusersGenerator:
         if "pose_video" in parameters:  # Wan 2.2 Animate: a performance drives a character
             kwargs["image"] = videos["character"]
             kwargs["pose_video"], kwargs["face_video"] = videos["pose_video"], videos["face_video"]
-            kwargs["mode"] = videos.get("character:control") or "animate"
+            kwargs["mode"] = _condition(task, "character").control or "animate"
             if kwargs["mode"] == "replace":
                 kwargs["background_video"] = videos["background_video"]
                 kwargs["mask_video"] = [frame.convert("L") for frame in videos["mask"]]
@@ -687,7 +686,7 @@ class DiffusersGenerator:
                 mask = ([mask.convert("L")] * count if isinstance(mask, Image.Image)
                         else [frame.convert("L") for frame in mask])
                 kwargs["video"], kwargs["mask"] = list(plate), mask
-                strength = videos.get("source_video:strength")
+                strength = _condition(task, "source_video").strength
             else:
                 kwargs["video"] = list(videos["control_video"])
                 kwargs["mask"] = [white] * count
@@ -695,12 +694,12 @@ class DiffusersGenerator:
                     kwargs["video"][0], kwargs["mask"][0] = first, black
                 if last is not None:
                     kwargs["video"][-1], kwargs["mask"][-1] = last, black
-                strength = videos.get("control_video:strength")
+                strength = _condition(task, "control_video").strength
             if strength is not None and "conditioning_scale" in parameters:
                 kwargs["conditioning_scale"] = strength
         elif "video" in parameters and "source_video" in videos:  # video-to-video
             kwargs["video"] = list(videos["source_video"])
-            strength = videos.get("source_video:strength") or 1.0
+            strength = _condition(task, "source_video").strength or 1.0
             # how far from noise it is generated again: all the way at strength 0, 40% at 1 —
             # and at least one of its steps (the pipeline runs int(steps x strength) of them)
             kwargs["strength"] = max(1.0 - SOURCE_HOLD * strength, 1.0 / max(1, task.steps))
@@ -1077,6 +1076,12 @@ _VIDEO_ROLES: dict[str, tuple[Ability, ...]] = {
     "face_video": (Ability.PERFORMANCE,),
     "background_video": (Ability.PERFORMANCE,),
 }
+
+
+def _condition(task: ShotTask, role: str) -> Conditioning:
+    """The task's conditioning of `role` (its strength, its control), or an empty one."""
+    found = task.conditioning_for(role)
+    return found[0] if found else Conditioning(role=role)
 
 
 def _segments(kwargs: dict[str, Any], parameters, frames: int) -> int:
